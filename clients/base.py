@@ -1,0 +1,186 @@
+"""Shared plumbing of every API client: address map, auth, timeouts, retry, evidence, errors."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import httpx
+
+from .addressing import CURRENT_STEP, AddressMap, GuardedTransport, UnroutableAddress
+from .redact import REDACTOR
+
+log = logging.getLogger("smtx.http")
+EXCERPT = 2000
+TRANSIENT_STATUS = {502, 503, 504}
+IDEMPOTENT = {"GET", "HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class TlsMode:
+    verify: bool = True
+    ca_bundle: str | None = None
+
+    @property
+    def httpx_verify(self):
+        if not self.verify:
+            return False
+        if self.ca_bundle:
+            import ssl
+
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        return True
+
+    def describe(self) -> str:
+        if not self.verify:
+            return "不校验证书 (--insecure) / verification off"
+        return f"校验证书，CA: {self.ca_bundle} / verified with CA bundle" if self.ca_bundle else \
+            "校验证书（系统 CA）/ verified against system CAs"
+
+
+class ApiError(Exception):
+    """A call failed: which call, what came back, what to do next."""
+
+    def __init__(self, method: str, url: str, status: int | None, body: str, hint: str, ec: str | None = None):
+        self.method, self.url, self.status, self.body, self.hint, self.ec = method, url, status, body, hint, ec
+        got = f"HTTP {status}" if status is not None else "无响应 / no response"
+        super().__init__(REDACTOR.text(
+            f"调用失败 / call failed: {method} {url} → {got}{f' ec={ec}' if ec else ''}\n"
+            f"返回内容 / response: {body[:EXCERPT] or '(空 / empty)'}\n"
+            f"下一步 / next: {hint}"))
+
+
+def _excerpt(content: Any) -> str:
+    if content is None or content == b"" or content == "":
+        return ""
+    if isinstance(content, (bytes, bytearray)):
+        try:
+            content = content.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"<{len(content)} bytes binary>"
+    if not isinstance(content, str):
+        content = json.dumps(content, ensure_ascii=False)
+    try:
+        content = json.dumps(REDACTOR.obj(json.loads(content)), ensure_ascii=False)
+    except (ValueError, TypeError):
+        content = REDACTOR.text(content)
+    return content if len(content) <= EXCERPT else content[:EXCERPT] + f"… (+{len(content) - EXCERPT} chars)"
+
+
+class ApiClient:
+    """One thin httpx client per API family derives from this."""
+
+    family = "api"
+    default_hint = "检查网络与服务状态后重试 / check connectivity and the service, then rerun"
+
+    def __init__(self, base_url: str, *, amap: AddressMap, tls: TlsMode = TlsMode(), timeout: float = 30.0,
+                 headers: dict | None = None, on_call: Callable[[dict], None] | None = None,
+                 retries: int = 3, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.amap = amap
+        self.tls = tls
+        self.on_call = on_call
+        self.retries = retries
+        self.backoff = backoff
+        self.sleep = sleep
+        inner = httpx.HTTPTransport(verify=tls.httpx_verify)
+        self.http = httpx.Client(transport=GuardedTransport(amap, inner), timeout=timeout,
+                                 headers=headers or {}, follow_redirects=False)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+
+    def request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
+                files: Any = None, headers: dict | None = None, idempotent: bool | None = None,
+                timeout: float | None = None, hint: str | None = None) -> httpx.Response:
+        """Send one request. Retries only idempotent requests on transient failures."""
+        method = method.upper()
+        url = self.url(path)
+        retry_ok = (method in IDEMPOTENT) if idempotent is None else idempotent
+        attempts = self.retries if retry_ok else 1
+        last_exc: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            start = time.perf_counter()
+            record = {"step": CURRENT_STEP.get(), "family": self.family, "method": method, "url": url,
+                      "params": REDACTOR.obj(params) if params else None,
+                      "request": _excerpt(json_body) if json_body is not None else ("<multipart>" if files else ""),
+                      "attempt": attempt}
+            try:
+                kw = {"timeout": timeout} if timeout is not None else {}
+                resp = self.http.request(method, url, json=json_body, params=params, files=files,
+                                         headers=headers, **kw)
+            except UnroutableAddress:
+                raise
+            except httpx.TransportError as exc:
+                last_exc = exc
+                record.update(status=None, duration_ms=round((time.perf_counter() - start) * 1000, 1),
+                              error=f"{type(exc).__name__}: {exc}")
+                self._emit(record)
+                if attempt < attempts:
+                    self.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise ApiError(method, url, None, f"{type(exc).__name__}: {exc}", hint or self.default_hint) from exc
+            record.update(status=resp.status_code, duration_ms=round((time.perf_counter() - start) * 1000, 1),
+                          response=_excerpt(resp.content))
+            self._emit(record)
+            if resp.status_code in TRANSIENT_STATUS and attempt < attempts:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            return resp
+        raise AssertionError(last_exc)  # pragma: no cover - loop always returns or raises
+
+    def _emit(self, record: dict) -> None:
+        log.info("%s %s %s → %s (%.0f ms)", record["step"], record["method"], record["url"],
+                 record.get("status") or record.get("error"), record.get("duration_ms", 0))
+        if self.on_call is not None:
+            self.on_call(record)
+
+    def check(self, resp: httpx.Response, hint: str | None = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:
+        """Raise ApiError unless the status is OK; return the parsed JSON body (or None)."""
+        body = None
+        try:
+            body = resp.json() if resp.content else None
+        except ValueError:
+            pass
+        if resp.status_code not in ok:
+            raise ApiError(resp.request.method, str(self.logical_url(resp)), resp.status_code,
+                           _excerpt(resp.content), hint or self.hint_for(resp.status_code))
+        return body
+
+    def logical_url(self, resp: httpx.Response) -> str:
+        req = resp.request
+        host = req.headers.get("host")
+        return str(req.url.copy_with(netloc=host.encode())) if host else str(req.url)
+
+    def hint_for(self, status: int) -> str:
+        if status == 401:
+            return "认证失败：检查令牌/密码是否正确 / authentication failed: check the token or password"
+        if status == 404:
+            return "接口不存在：检查软件版本是否与指南一致 / endpoint not found: check the product version"
+        return self.default_hint
+
+
+class EnvelopeClient(ApiClient):
+    """SMTX OS APIs answer {"data": …, "ec": "EOK", "error": {}}."""
+
+    def call(self, method: str, path: str, *, hint: str | None = None, **kw) -> Any:
+        resp = self.request(method, path, hint=hint, **kw)
+        body = self.check(resp, hint)
+        if not isinstance(body, dict) or "ec" not in body:
+            raise ApiError(method, self.logical_url(resp), resp.status_code, _excerpt(resp.content),
+                           "响应不是预期的 {data, ec, error} 结构 / unexpected response shape")
+        if body.get("ec") != "EOK":
+            raise ApiError(method, self.logical_url(resp), resp.status_code, _excerpt(resp.content),
+                           hint or self.default_hint, ec=body.get("ec"))
+        return body.get("data")

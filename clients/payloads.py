@@ -1,0 +1,142 @@
+"""Request bodies built from the plan and what the cluster reported (never from guesses)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from plan.model import Host, Plan
+
+# The guide (§02, annotated payload): the deploy API takes this encoded value, whose clear text is the
+# post-deploy default P@ssw0rd!123. The plan's own passwords are applied over SSH in stage 03.
+DEFAULT_ENCODED_HOST_PASSWORD = "c+G6KvJYsKyQyY4U"
+SKIP_DISK_FUNCTIONS = {"boot", "system"}
+
+
+class PayloadError(AssertionError):
+    pass
+
+
+def speed_class(disk: dict) -> int:
+    """3 = NVMe, 2 = other SSD, 1 = HDD."""
+    if disk.get("drive", "").startswith("nvme") or "nvme" in str(disk.get("model", "")).lower():
+        return 3
+    return 2 if disk.get("type") == "SSD" else 1
+
+
+def disk_roles(disks: list[dict], tiered: bool) -> tuple[list[dict], bool]:
+    """Assign cache/data per storage architecture. Returns (payload disks, disk_data_with_cache).
+
+    Tiered with two speed classes: the faster class is cache, the rest data, disk_data_with_cache false.
+    One class (or not tiered): every disk is data and disk_data_with_cache true. The boot disk is left out.
+    """
+    usable = [d for d in disks if d.get("function") not in SKIP_DISK_FUNCTIONS]
+    classes = {speed_class(d) for d in usable}
+    split = tiered and len(classes) >= 2
+    fastest = max(classes) if classes else 0
+    out = []
+    for d in usable:
+        role = "cache" if split and speed_class(d) == fastest else "data"
+        out.append({"drive": d["drive"], "function": role, "model": d.get("model"), "serial": d.get("serial"),
+                    "size": d.get("size"), "type": d.get("type")})
+    return out, not split
+
+
+def mgmt_link_local(scan: dict, host: Host, mgmt_nics: tuple[str, ...]) -> str:
+    """host_ip in the payload: the management NIC's IPv6 link-local address, '%' and the NIC name."""
+    ifaces = {i["name"]: i for i in scan.get("ifaces", [])}
+    candidates = [i for i in scan.get("ifaces", []) if i.get("ipv4") == str(host.mgmt_ip) and i.get("ipv6")]
+    candidates += [ifaces[n] for n in mgmt_nics if n in ifaces and ifaces[n].get("ipv6")]
+    if not candidates:
+        raise PayloadError(f"主机 {host.mgmt_ip} 的管理网卡 {', '.join(mgmt_nics)} 没有 IPv6 链路本地地址（网卡未连线？）/ "
+                           f"host {host.mgmt_ip}: no management NIC has an IPv6 link-local address (link down?)")
+    nic = candidates[0]
+    return f"{nic['ipv6']}%{nic['name']}"
+
+
+def _service(plan: Plan, scans: dict[str, dict], attr: str, port: str, netmask: str) -> list[dict]:
+    return [{"host_uuid": scans[str(h.mgmt_ip)]["host_uuid"], "service_interface_name": port,
+             "service_interface_ip": str(getattr(h, attr)), "netmask": netmask} for h in plan.hosts]
+
+
+def _vds(plan: Plan, scans: dict[str, dict], name: str, nics: tuple[str, ...], bond: str | None) -> dict:
+    vds: dict[str, Any] = {"name": name}
+    if len(nics) > 1 and bond:
+        vds["bond_mode"] = bond
+    vds["hosts_associated"] = [{"host_uuid": scans[str(h.mgmt_ip)]["host_uuid"], "nics_associated": list(nics)}
+                               for h in plan.hosts]
+    return vds
+
+
+def deploy_payload(plan: Plan, scans: dict[str, dict], now: datetime | None = None) -> dict[str, Any]:
+    """The body of POST /api/v2/deployment/cluster (guide §02), from the plan plus each host's scan.
+
+    ``scans`` maps each host's management IP to its scan (``GET /api/v2/deployment/host`` data).
+    Both supported network architectures deploy with a management and a storage VDS; in
+    存储独立 the business networks later join the management VDS (stage 03).
+    """
+    if plan.network_arch not in ("separate", "mgmt-business-shared"):
+        raise PayloadError(f"不支持的网络架构 {plan.network_arch} / unsupported network architecture")
+    missing = [str(h.mgmt_ip) for h in plan.hosts if str(h.mgmt_ip) not in scans]
+    if missing:
+        raise PayloadError(f"缺少主机扫描结果 / no scan for host(s): {', '.join(missing)}")
+    now = now or datetime.now(timezone.utc)
+    m, s = plan.mgmt, plan.storage
+    hosts = []
+    masters = {h.row for h in plan.masters}
+    for h in plan.hosts:
+        scan = scans[str(h.mgmt_ip)]
+        disks, data_with_cache = disk_roles(scan.get("disks", []), plan.tiered)
+        hosts.append({
+            "host_ip": mgmt_link_local(scan, h, m.nics),
+            "host_uuid": scan["host_uuid"],
+            "hostname": h.hostname,
+            "disk_data_with_cache": data_with_cache,
+            "host_passwords": [{"user": "root", "password": DEFAULT_ENCODED_HOST_PASSWORD},
+                               {"user": "smartx", "password": DEFAULT_ENCODED_HOST_PASSWORD}],
+            "tags": [],
+            "ifaces": [{"ip": str(h.mgmt_ip), "function": "mgt"}, {"ip": str(h.storage_ip), "function": "storage"}],
+            "disks": disks,
+            "is_master": h.row in masters,
+            "with_faster_ssd_as_cache": True,
+        })
+    return {
+        "platform": "kvm",
+        "cluster_name": plan.cluster_name,
+        "dns_server": list(plan.dns),
+        "vdses": [_vds(plan, scans, m.vds, m.nics, m.bond_mode), _vds(plan, scans, s.vds, s.nics, s.bond_mode)],
+        "networks": [
+            {"name": "mgt-network", "attached_vds": m.vds, "network_type": "mgt",
+             "network_config": {"service": _service(plan, scans, "mgmt_ip", "port-mgt", m.netmask),
+                                "route": [{"gateway": str(m.gateway)}]},
+             "mode": {"type": "vlan_access", "network_identities": [m.vlan_id or 0]}},
+            {"name": "storage-network", "attached_vds": s.vds, "network_type": "storage",
+             "network_config": {"service": _service(plan, scans, "storage_ip", "port-storage", s.netmask)},
+             "mode": {"type": "vlan_access", "network_identities": [s.vlan_id or 0]}},
+        ],
+        "hosts": hosts,
+        # The guide deploys with internal NTP (external servers can fail the deploy) and sets the plan's
+        # NTP servers after deployment (stage 03).
+        "ntp": {"mode": "internal", "ntp_server": None,
+                "current_time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"},
+        "vhost_enabled": plan.vhost_enabled,
+        "rdma_enabled": plan.rdma_enabled,
+    }
+
+
+def check_scan(plan: Plan, host: Host, scan: dict) -> list[str]:
+    """Problems with one host's scan against the plan (empty when it is fit to deploy)."""
+    problems = []
+    if not scan.get("host_uuid"):
+        problems.append("扫描结果没有 host_uuid / scan has no host_uuid")
+    names = {i.get("name") for i in scan.get("ifaces", [])}
+    planned = set(plan.mgmt.nics) | set(plan.storage.nics)
+    if plan.business and not plan.business_on_mgmt_vds:
+        planned |= set(plan.business_nics)
+    if plan.backup.used:
+        planned |= set(plan.backup.nics)
+    for nic in sorted(planned - names):
+        problems.append(f"规划的网卡 {nic} 不存在 / planned NIC {nic} not found on the host")
+    usable = [d for d in scan.get("disks", []) if d.get("function") not in SKIP_DISK_FUNCTIONS]
+    if not usable:
+        problems.append("没有可用于存储的磁盘 / no disks available for storage")
+    return problems
