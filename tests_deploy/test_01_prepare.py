@@ -1,0 +1,59 @@
+"""01 准备阶段：校验规划表，验证网络连通性 / Stage 01: prepare — validate the plan, check connectivity."""
+from __future__ import annotations
+
+import pytest
+
+from plan.render import format_table
+
+pytestmark = [pytest.mark.stage01, pytest.mark.preflight]
+
+
+@pytest.mark.dependency(name="01.plan", scope="session")
+def test_plan_validates(run, step):
+    """规划表校验无错误 / The planning workbook validates without errors"""
+    step.save("findings.txt", format_table(run.findings) + "\n\n" + format_table(run.findings, "en"))
+    errors = [f for f in run.findings if f.is_error]
+    assert not errors, "规划表有错误，修正后重跑 / the plan has errors; fix them and rerun:\n" + format_table(errors)
+
+
+@pytest.mark.dependency(name="01.hosts", depends=["01.plan"], scope="session")
+def test_hosts_answer_deployment_api(plan, deploy_clients, step):
+    """每台主机的部署 API 可访问 / Every host answers on the deployment API"""
+    unreachable = {}
+    for host in plan.hosts:
+        try:
+            scan = deploy_clients[str(host.mgmt_ip)].scan_host()
+            step.note(f"{host.mgmt_ip}: {scan.get('product')} {scan.get('version')} ({scan.get('hostname')})")
+        except Exception as exc:  # noqa: BLE001 - every failure is reported per host below
+            unreachable[str(host.mgmt_ip)] = str(exc).splitlines()[0]
+    assert not unreachable, "以下主机的部署 API 不可达 / hosts not answering: " + "; ".join(
+        f"{ip}: {why}" for ip, why in unreachable.items())
+
+
+@pytest.mark.dependency(name="01.addresses", depends=["01.plan"], scope="session")
+def test_planned_addresses_are_free(plan, amap, state, step):
+    """VIP 与管理组件地址尚未被占用 / VIP and component addresses are not yet in use"""
+    ours = set(state.get("addresses_in_use_by_run", []))
+    candidates = {"VIP": plan.vip, **{f"{c.key} IP": c.ip for c in plan.components.values()},
+                  "ER VIP": plan.er_vip}
+    candidates.update({f"测试地址 / test {ip}": ip for ip in plan.test_addresses()})
+    in_use = []
+    for label, ip in candidates.items():
+        if ip is None or str(ip) in ours:
+            continue
+        if amap.ping(str(ip)) or any(amap.tcp_open(str(ip), port, timeout=1.0) for port in (22, 80, 443)):
+            in_use.append(f"{label} {ip}")
+    step.note(f"已检查 {len(candidates)} 个地址 / checked {len(candidates)} addresses; "
+              f"本次运行已部署的跳过 / skipped as deployed by this run: {sorted(ours) or '-'}")
+    assert not in_use, ("以下规划地址已被占用，请核对规划或释放地址 / planned addresses already in use: "
+                        + ", ".join(in_use))
+
+
+@pytest.mark.dependency(name="01.ntp_dns", depends=["01.plan"], scope="session")
+def test_ntp_and_dns_servers_answer(plan, amap, step):
+    """NTP 与 DNS 服务器可达 / NTP and DNS servers answer"""
+    silent = [f"NTP {s}" for s in plan.ntp if not amap.ntp_answers(s)]
+    silent += [f"DNS {s}" for s in plan.dns if not amap.dns_answers(s)]
+    step.note(f"NTP: {', '.join(plan.ntp)}; DNS: {', '.join(plan.dns)}")
+    assert not silent, ("以下服务器无应答（UDP 探测），请检查网络或规划 / servers did not answer a UDP probe: "
+                        + ", ".join(silent))

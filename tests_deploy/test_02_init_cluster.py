@@ -1,0 +1,66 @@
+"""02 初始化集群 / Stage 02: initialise the cluster (scan, deploy, verify)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from clients.payloads import check_scan, deploy_payload
+from clients.poll import wait_for
+
+pytestmark = pytest.mark.stage02
+
+DEPLOY_POLL_INTERVAL = 10          # the guide: every ten seconds
+DEPLOY_LIMIT = 2 * 60 * 60         # a real deployment takes many minutes; two hours is a hard stop
+
+
+@pytest.mark.dependency(name="02.scan", depends=["01.plan", "01.hosts"], scope="session")
+def test_scan_hosts(valid_plan, deploy_clients, state, step):
+    """逐台扫描主机：UUID、规划网卡、磁盘清单 / Scan every host: UUID, planned NICs, disk inventory"""
+    hosts = valid_plan.hosts
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+        scans = dict(zip((str(h.mgmt_ip) for h in hosts),
+                         pool.map(lambda h: deploy_clients[str(h.mgmt_ip)].scan_host(), hosts)))
+    step.save("host-scans.json", scans)
+    problems = {str(h.mgmt_ip): check_scan(valid_plan, h, scans[str(h.mgmt_ip)]) for h in hosts}
+    state.publish("scans", scans)
+    state.publish("hosts", {ip: {"host_uuid": s.get("host_uuid"), "hostname": s.get("hostname"), "sn": s.get("sn")}
+                            for ip, s in scans.items()})
+    assert not any(problems.values()), "主机扫描结果与规划不符 / scan does not match the plan: " + "; ".join(
+        f"{ip}: {', '.join(p)}" for ip, p in problems.items() if p)
+
+
+@pytest.mark.dependency(name="02.deploy", depends=["02.scan"], scope="session")
+def test_deploy_cluster(valid_plan, deploy_clients, state, step, pacing):
+    """部署集群并确认 deploy_verify.is_deployed / Deploy the cluster and verify is_deployed"""
+    first = str(valid_plan.hosts[0].mgmt_ip)
+    api = deploy_clients[first]
+    if api.deploy_verify().get("is_deployed"):
+        step.outcome("deploy", "集群已部署，未重复部署", "already deployed; not deployed again")
+    else:
+        if not _running(api.deploy_status(first)):
+            payload = deploy_payload(valid_plan, state.get("scans"))
+            step.save("deploy-payload.json", payload)
+            api.deploy(payload)
+        else:
+            step.note("检测到部署正在进行，继续等待而不重复提交 / a deployment is already running: waiting, not resubmitting")
+        wait_for(lambda: api.deploy_status(first), lambda s: not _running(s), what="集群部署 / cluster deployment",
+                 interval=DEPLOY_POLL_INTERVAL, limit=DEPLOY_LIMIT, pacing=pacing, describe=_stage)
+        step.outcome("deploy", "本次运行完成部署", "deployed by this run")
+    verify = api.deploy_verify()
+    step.save("deploy-verify.json", verify)
+    assert verify.get("is_deployed") is True, (
+        f"deploy_verify 返回未部署 / deploy_verify says not deployed: {verify}; 查看主机 {first} 的部署日志后用 --resume 重跑 "
+        f"/ check the deployment log on {first}, then rerun with --resume")
+
+
+def _running(status: dict) -> bool:
+    data = status.get("data") if isinstance(status, dict) else None
+    return isinstance(data, dict) and data.get("state") == "running"
+
+
+def _stage(status: dict) -> str:
+    d = status.get("data") or {}
+    if not isinstance(d, dict):
+        return str(status)[:200]
+    return f"{d.get('state')} {d.get('current_stage')}/{d.get('total_stages')} {d.get('stage_info')}"
