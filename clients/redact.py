@@ -18,7 +18,7 @@ _KEY = re.compile(r"pass(word|wd)?$|passwd|password|secret|token|authorization|c
 _TEXT_PATTERNS = [
     # "password": "x"  /  'token': 'x'  / password=x
     re.compile(r'''(?P<k>["']?[\w-]*(?:password|passwd|secret|token|cookie|authorization)[\w-]*["']?\s*[:=]\s*)'''
-               r'''(?P<q>["']?)(?P<v>[^"'\s,}&]+)(?P=q)''', re.IGNORECASE),
+               r'''(?P<q>["']?)(?P<v>[^"'\s,}\]\[{&]+)(?P=q)''', re.IGNORECASE),
     re.compile(r"(?P<k>\b(?:authorization|cookie|set-cookie|x-smartx-token)\s*:\s*)(?P<q>)(?P<v>[^\r\n]+)",
                re.IGNORECASE),
     re.compile(r"(?P<k>\bbasic\s+)(?P<q>)(?P<v>[A-Za-z0-9+/=]{8,})", re.IGNORECASE),

@@ -44,3 +44,11 @@ def test_logging_filter_redacts_args():
     rec = logging.LogRecord("x", logging.INFO, __file__, 1, "pw is %s", ("Very$ecret1",), None)
     RedactingFilter().filter(rec)
     assert rec.getMessage() == f"pw is {MASK}"
+
+
+def test_text_redaction_keeps_json_valid(r):
+    import json
+
+    doc = {"host_passwords": [{"user": "root", "password": "x1"}], "token": "abc", "n": 1}
+    out = json.loads(r.text(json.dumps(r.obj(doc), indent=2)))
+    assert out == {"host_passwords": [{"user": "root", "password": MASK}], "token": MASK, "n": 1}

@@ -1,8 +1,6 @@
 """02 初始化集群 / Stage 02: initialise the cluster (scan, deploy, verify)."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from clients.payloads import check_scan, deploy_payload
@@ -18,9 +16,8 @@ DEPLOY_LIMIT = 2 * 60 * 60         # a real deployment takes many minutes; two h
 def test_scan_hosts(valid_plan, deploy_clients, state, step):
     """逐台扫描主机：UUID、规划网卡、磁盘清单 / Scan every host: UUID, planned NICs, disk inventory"""
     hosts = valid_plan.hosts
-    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
-        scans = dict(zip((str(h.mgmt_ip) for h in hosts),
-                         pool.map(lambda h: deploy_clients[str(h.mgmt_ip)].scan_host(), hosts)))
+    scans = dict(zip((str(h.mgmt_ip) for h in hosts),
+                     step.map(lambda h: deploy_clients[str(h.mgmt_ip)].scan_host(), hosts)))
     step.save("host-scans.json", scans)
     problems = {str(h.mgmt_ip): check_scan(valid_plan, h, scans[str(h.mgmt_ip)]) for h in hosts}
     state.publish("scans", scans)

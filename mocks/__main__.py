@@ -1,0 +1,73 @@
+"""``python -m mocks serve --plan PLAN.xlsx [--time-scale 1.0] [--faults FILE]``
+
+Loads the plan, starts the simulator, prints the address map, serves until Ctrl-C
+(exit code 0). No fork, no signal handling beyond KeyboardInterrupt: works the same on
+Linux, macOS and Windows.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .deployment.models import DEFAULT_DEPLOY_TOKEN, DISK_LAYOUTS
+
+    parser = argparse.ArgumentParser(prog="python -m mocks", description="SMTX OS world simulator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="simulate the world a planning workbook describes")
+    serve.add_argument("--plan", required=True, help="planning workbook (.xlsx)")
+    serve.add_argument("--time-scale", type=float, default=1.0,
+                       help="real seconds per simulated second: 1.0 realistic (default), 0.01 = 100x faster")
+    serve.add_argument("--faults", help="JSON file of fault rules (SMTX_SIM_FAULTS is read too)")
+    serve.add_argument("--disk-layout", choices=sorted(DISK_LAYOUTS), help="default: from the storage architecture")
+    serve.add_argument("--token", default=DEFAULT_DEPLOY_TOKEN, help="deployment API x-smartx-token")
+    serve.add_argument("--preset-hostnames", action="store_true",
+                       help="hosts report their planned hostname before deployment")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    from plan.parse import PlanReadError, load
+
+    from .server import Simulator, format_address_map
+
+    try:
+        plan, findings = load(args.plan)
+    except PlanReadError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    errors = [f for f in findings if f.is_error]
+    if findings:
+        print(f"plan: {len(findings)} finding(s), {len(errors)} error(s); simulating what could be read",
+              file=sys.stderr)
+    try:
+        sim = Simulator.from_plan(plan, time_scale=args.time_scale, faults=args.faults,
+                                  disk_layout=args.disk_layout, deploy_token=args.token,
+                                  preset_hostnames=args.preset_hostnames)
+    except (ValueError, OSError) as exc:
+        print(f"cannot start the simulator: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sim.start()
+        print(f"SMTX OS simulator: plan {args.plan} ({len(sim.hosts)} hosts), time_scale {args.time_scale}, "
+              f"disk layout {sim.world.disk_layout}")
+        print(f"control:   {sim.control_url}/_sim")
+        print(f"ca bundle: {sim.ca_bundle}")
+        print(f"token:     x-smartx-token: {sim.deploy_token}")
+        print(format_address_map(sim))
+        print("serving; press Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+    finally:
+        sim.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

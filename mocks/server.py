@@ -1,0 +1,230 @@
+"""The :class:`Simulator` facade: core + API families + the world seeded from a plan.
+
+    from mocks import Simulator
+    with Simulator.from_plan(plan, time_scale=0.01) as sim:
+        local = sim.address_map[("10.0.20.11", 443, "tcp")]      # -> ("127.0.0.1", 40123)
+        httpx.get(f"https://127.0.0.1:{local[1]}/api/v2/deployment/host",
+                  headers={"x-smartx-token": sim.deploy_token}, verify=ssl_ctx(sim.ca_bundle))
+        assert sim.count("POST", "/api/v2/deployment/cluster", status=200) == 0
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Iterable
+
+from .control import ControlApp
+from .core import LOOPBACK, Faults, Hub, RequestLog, SimClock
+from .deployment.models import DEFAULT_DEPLOY_TOKEN, DeploymentModel
+from .deployment.responses import DeploymentApp
+from .netservices import DnsZone, dns_handler, ntp_handler
+from .seed import World, build_world
+
+log = logging.getLogger("mocks")
+
+FaultSource = str | os.PathLike | list | dict | None
+
+
+class SimState:
+    """Models of every API family, by name (``state.deployment``; later ``state.fisheye`` ...)."""
+
+    def __init__(self, clock: SimClock):
+        self.clock = clock
+        self.families: dict[str, Any] = {}
+
+    def register(self, name: str, model: Any) -> Any:
+        self.families[name] = model
+        setattr(self, name, model)
+        return model
+
+    def settle(self) -> None:
+        """Let every family apply the effects of long operations that ended by now."""
+        for m in self.families.values():
+            fn = getattr(m, "settle", None)
+            if fn:
+                fn()
+
+    def to_dict(self) -> dict:
+        return {name: m.to_dict() for name, m in self.families.items()}
+
+
+class Simulator:
+    """A simulated SMTX OS world on loopback.
+
+    Construct with :meth:`from_plan`; ``start()`` (or ``with``) serves; ``close()`` stops
+    and joins every thread. ``address_map`` is known right after construction.
+    """
+
+    def __init__(self, *, time_scale: float = 0.01, deploy_token: str = DEFAULT_DEPLOY_TOKEN,
+                 faults: FaultSource = None, load_env_faults: bool = True, secrets: Iterable[str] = ()):
+        self.clock = SimClock(time_scale)
+        self.faults = Faults()
+        if faults is not None:
+            self.faults.load(faults)
+        if load_env_faults:
+            self.faults.load_env("SMTX_SIM_FAULTS")
+        self.deploy_token = deploy_token
+        self.requests = RequestLog(self.clock, set(secrets) | {deploy_token})
+        self.hub = Hub(self.clock, self.faults, self.requests)
+        self.dns = DnsZone()
+        self.state = SimState(self.clock)
+        self.deployment: DeploymentModel = self.state.register(
+            "deployment", DeploymentModel(self.clock, secrets=self.requests.secrets))
+        self.deployment_app = DeploymentApp(self.deployment, lambda: self.deploy_token)
+        self.plan = None
+        self.world: World | None = None
+        self._control = self.hub.add_tcp("_sim", 0, scheme="http", apps=[ControlApp(self)], up=True,
+                                         role="control", internal=True)
+        self._started = False
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_plan(cls, plan, *, time_scale: float = 0.01, faults: FaultSource = None,
+                  disk_layout: str | None = None, deploy_token: str = DEFAULT_DEPLOY_TOKEN,
+                  preset_hostnames: bool = False, load_env_faults: bool = True) -> Simulator:
+        """Simulated world for a :class:`plan.model.Plan`.
+
+        ``disk_layout``: ``"nvme+hdd"`` | ``"ssd-mixed-sizes"`` | ``"nvme+ssd"``; default from
+        ``plan.storage_arch`` (hybrid-tiered -> nvme+hdd, allflash-flat -> ssd-mixed-sizes).
+        ``preset_hostnames``: hosts already carry their planned hostname before deployment
+        (default: ``localhost.localdomain``, as a fresh install does).
+        """
+        sim = cls(time_scale=time_scale, deploy_token=deploy_token, faults=faults,
+                  load_env_faults=load_env_faults, secrets=_plan_secrets(plan))
+        try:
+            sim.seed(plan, disk_layout=disk_layout, preset_hostnames=preset_hostnames)
+        except BaseException:
+            sim.close()
+            raise
+        return sim
+
+    def seed(self, plan, *, disk_layout: str | None = None, preset_hostnames: bool = False) -> World:
+        world = build_world(plan, disk_layout=disk_layout, preset_hostnames=preset_hostnames)
+        for note in world.notes:
+            log.warning("sim seed: %s", note)
+        self.plan, self.world = plan, world
+        for h in world.hosts:
+            self.deployment.hosts[h.mgmt_ip] = h
+        self.deployment.l2_scan_blocked = world.l2_scan_blocked
+        for name, ip in world.dns_records.items():
+            self.dns.add(name, ip)
+        dns, ntp = dns_handler(self.dns), ntp_handler(self.clock)
+        for a in world.addresses:
+            apps = [self.deployment_app] if a.role == "host-mgmt" else []
+            for port, scheme in a.tcp:
+                self.hub.add_tcp(a.address, port, scheme=scheme, apps=apps, up=a.up, role=a.role)
+            for port in a.udp:
+                handler = dns if port == 53 else ntp
+                self.hub.add_udp(a.address, port, handler, up=a.up, role=a.role)
+        for addr, _role in world.alive_only:
+            if not self.hub.is_alive(addr) and not any(ep.address == addr for ep in self.hub.endpoints()):
+                self.hub.add_alive(addr)
+        return world
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Simulator:
+        if not self._started:
+            self.hub.start()
+            self._started = True
+        return self
+
+    def close(self) -> None:
+        self.hub.close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ network contract
+    @property
+    def address_map(self) -> dict[tuple[str, int, str], tuple[str, int]]:
+        """``{(address, port, proto): ("127.0.0.1", local_port)}`` -- proto is ``"tcp"`` or ``"udp"``."""
+        return self.hub.address_map
+
+    @property
+    def ca_bundle(self) -> str:
+        """Path of the CA PEM that signs every simulated HTTPS endpoint's certificate."""
+        return self.hub.ca_bundle
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._control.local_port}"
+
+    def local(self, address: str, port: int, proto: str = "tcp") -> tuple[str, int]:
+        """Loopback (host, port) serving a simulated (address, port, proto); KeyError if not simulated."""
+        ep = self.hub.endpoint(address, port, proto)
+        if ep is None or ep.internal:
+            raise KeyError(f"not simulated: {address}:{port}/{proto}")
+        return (LOOPBACK, ep.local_port)
+
+    def url(self, address: str, port: int = 443, scheme: str | None = None) -> str:
+        """Base URL reaching a simulated TCP endpoint, e.g. ``https://127.0.0.1:40123``."""
+        ep = self.hub.endpoint(address, port, "tcp")
+        if ep is None or ep.internal:
+            raise KeyError(f"not simulated: {address}:{port}/tcp")
+        return f"{scheme or ep.scheme}://{LOOPBACK}:{ep.local_port}"
+
+    def set_up(self, address: str, port: int | None = None, up: bool = True, *, proto: str | None = None) -> None:
+        """Bring a simulated endpoint (all of the address's when ``port`` is None) up or down."""
+        self.hub.set_up(address, port, up, proto=proto)
+
+    def is_alive(self, address: str) -> bool:
+        """Whether ``address`` answers 'ping' (stands in for ICMP in simulate mode)."""
+        return self.hub.is_alive(str(address))
+
+    def set_alive(self, address: str, alive: bool) -> None:
+        self.hub.set_alive(str(address), alive)
+
+    # ------------------------------------------------------------------ inspection
+    def count(self, method: str | None = None, path: str | None = None, status=None,
+              address: str | None = None, port: int | None = None) -> int:
+        """Requests served matching all given criteria (see :meth:`RequestLog.filter`)."""
+        return self.requests.count(method, path, status, address, port)
+
+    @property
+    def hosts(self) -> list:
+        return list(self.deployment.hosts.values())
+
+    def advance(self, seconds: float) -> float:
+        """Jump simulated time forward; returns the new simulated time."""
+        t = self.clock.advance(seconds)
+        self.state.settle()
+        return t
+
+    def snapshot(self) -> dict:
+        self.state.settle()
+        return {"clock": self.clock.to_dict(), "state": self.state.to_dict(), "endpoints": self.hub.to_dict(),
+                "dns": self.dns.to_dict(), "faults": self.faults.to_list(), "requests": len(self.requests),
+                "disk_layout": self.world.disk_layout if self.world else None}
+
+
+def _plan_secrets(plan) -> set[str]:
+    try:
+        return set(plan.secrets())
+    except Exception:            # noqa: BLE001 - a partial plan still simulates
+        return set()
+
+
+def format_address_map(sim: Simulator) -> str:
+    """The address map as a readable table (used by ``python -m mocks serve``)."""
+    rows = sorted(sim.hub.endpoints(), key=lambda e: (_sort_ip(e.address), e.proto, e.port))
+    lines = [f"{'ADDRESS':<18} {'PORT/PROTO':<11} {'':2} {'LOCAL':<16} {'STATE':<5} ROLE"]
+    for e in rows:
+        lines.append(f"{e.address:<18} {f'{e.port}/{e.proto}':<11} -> {f'{LOOPBACK}:{e.local_port}':<16} "
+                     f"{'up' if e.up else 'down':<5} {e.role}{' (' + e.scheme + ')' if e.proto == 'tcp' else ''}")
+    with_ports = {e.address for e in rows}
+    ping_only = sorted((a for a in sim.hub.addresses() if a not in with_ports), key=_sort_ip)
+    if ping_only:
+        lines.append("ping only (no ports; is_alive): " + ", ".join(
+            f"{a}{'' if sim.is_alive(a) else ' (down)'}" for a in ping_only))
+    return "\n".join(lines)
+
+
+def _sort_ip(a: str):
+    parts = a.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        return (0, tuple(int(p) for p in parts), "")
+    return (1, (), a)
+
