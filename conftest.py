@@ -1,30 +1,21 @@
 """The suite's pytest options and report hooks. The machinery lives in fixtures/."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from fixtures import options as _options
 from fixtures import report as _report
 from fixtures import session as _session
 
 pytest_plugins = ["fixtures.plugin"]
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("smtx", "SMTX 集群交付验收 / SMTX acceptance")
-    g.addoption("--plan", metavar="PATH", help="规划设计表 .xlsx；给出时运行 tests_deploy/ 验收步骤 / planning workbook")
-    g.addoption("--simulate", action="store_true", help="启动内置模拟器并把所有连接路由到回环地址 / use the built-in simulator")
-    g.addoption("--simulator", metavar="CONTROL_URL",
-                help="连接已运行的独立模拟器（python -m mocks serve 打印的控制地址）/ attach to a standalone simulator")
-    g.addoption("--time-scale", type=float, default=0.002, metavar="X",
-                help="模拟时间倍率：1 为真实节奏，默认 0.002 / simulated pacing: 1 = realistic (default 0.002)")
-    g.addoption("--packages", metavar="DIR", help="ISO 与安装包目录 / where ISOs and packages are found")
-    g.addoption("--run-dir", metavar="DIR", help="交付目录，默认 reports/<集群名>-<UTC 时间> / delivery folder")
-    g.addoption("--resume", nargs="?", const="latest", metavar="RUN_DIR",
-                help="从上次未通过的步骤续跑 / continue a previous run from its first step that did not pass")
-    g.addoption("--insecure", action="store_true", help="不校验 TLS 证书 / do not verify TLS certificates")
-    g.addoption("--ca-bundle", metavar="PEM", help="自定义 CA 证书 / custom CA bundle for TLS verification")
-    g.addoption("--deploy-token", metavar="TOKEN", help="部署服务令牌，默认为指南中的值 / deployment service token")
-    g.addoption("--operator", metavar="NAME", help="报告中的操作人员 / operator named in the report")
+def pytest_addoption(parser: pytest.Parser, pluginmanager) -> None:
+    # Normally registered by the installed package's pytest11 entry point (fixtures/options.py).
+    if pluginmanager.get_plugin(_options.PLUGIN_NAME) is None:
+        _options.add_options(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -36,8 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"{flag} 会让 pytest-dependency 静默跳过依赖步骤；请用 --resume 续跑 / {flag} silently skips dependent "
                 f"steps under pytest-dependency; use --resume to continue a run, or -m preflight / -m stageNN")
-    if not config.args or config.args == [str(config.rootpath)] or config.args == config.getini("testpaths"):
-        config.args = [str(config.rootpath / "tests_deploy")]
+    steps_dir = config.rootpath / "tests_deploy"
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(steps_dir)]  # --plan runs the acceptance steps, never the suite's own tests
+    else:
+        outside = [a for a in config.args if steps_dir not in Path(a.split("::")[0]).resolve().parents
+                   and Path(a.split("::")[0]).resolve() != steps_dir]
+        if outside:
+            raise pytest.UsageError(f"--plan 只运行 tests_deploy/ 下的验收步骤 / with --plan only acceptance steps under "
+                                    f"tests_deploy/ run; not: {', '.join(outside)}")
     config.stash[_session.RUN_KEY] = _session.setup_run(config)
 
 

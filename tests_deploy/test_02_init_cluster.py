@@ -38,17 +38,27 @@ def test_deploy_cluster(valid_plan, deploy_clients, state, step, pacing):
         if not _running(api.deploy_status(first)):
             payload = deploy_payload(valid_plan, state.get("scans"))
             step.save("deploy-payload.json", payload)
+            state.publish("disk_roles", disk_roles_of(payload))
             api.deploy(payload)
         else:
             step.note("检测到部署正在进行，继续等待而不重复提交 / a deployment is already running: waiting, not resubmitting")
         wait_for(lambda: api.deploy_status(first), lambda s: not _running(s), what="集群部署 / cluster deployment",
                  interval=DEPLOY_POLL_INTERVAL, limit=DEPLOY_LIMIT, pacing=pacing, describe=_stage)
         step.outcome("deploy", "本次运行完成部署", "deployed by this run")
+    if not state.get("disk_roles"):  # deployed earlier: the hosts report the roles they were given
+        state.publish("disk_roles", {ip: [d for d in scan.get("disks", []) if d.get("function") not in ("boot",)]
+                                     for ip, scan in (state.get("scans") or {}).items()})
     verify = api.deploy_verify()
     step.save("deploy-verify.json", verify)
     assert verify.get("is_deployed") is True, (
         f"deploy_verify 返回未部署 / deploy_verify says not deployed: {verify}; 查看主机 {first} 的部署日志后用 --resume 重跑 "
         f"/ check the deployment log on {first}, then rerun with --resume")
+
+
+def disk_roles_of(payload: dict) -> dict[str, list[dict]]:
+    ip_of = {h["host_uuid"]: next(i["ip"] for i in h["ifaces"] if i["function"] == "mgt") for h in payload["hosts"]}
+    return {ip_of[h["host_uuid"]]: [{k: d[k] for k in ("drive", "function", "type", "size")} for d in h["disks"]]
+            for h in payload["hosts"]}
 
 
 def _running(status: dict) -> bool:

@@ -1,0 +1,184 @@
+"""The acceptance run end to end: real pytest runs of tests_deploy/ against the simulator on loopback.
+
+Runs that must share one simulated world across two pytest processes (resume) attach to a simulator
+started here with ``--simulator CONTROL_URL``, so the test can also assert on its state.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mocks.server import Simulator
+from plan import layout as L
+from plan.example import write_example
+from plan.parse import load
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = "/api/v2/deployment/cluster"
+
+
+def run_suite(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, encoding="utf-8")
+
+
+def report_of(run_dir: Path) -> tuple[dict, str]:
+    """pytest-html keeps its data in a JSON blob; returns (data, the whole report as readable text)."""
+    import html as _html
+
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    blob = json.loads(_html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    return blob, page + json.dumps(blob, ensure_ascii=False)
+
+
+def state_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory) -> Path:
+    return write_example(tmp_path_factory.mktemp("plan") / "plan.xlsx", hosts=4, business=3)
+
+
+@pytest.fixture
+def sim(plan_file):
+    plan, _ = load(plan_file)
+    with Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def full_run(plan_file, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "full"
+    proc = run_suite("--plan", str(plan_file), "--simulate", "--run-dir", str(run_dir))
+    return proc, run_dir
+
+
+def test_simulated_run_passes_and_leaves_a_delivery_folder(full_run):
+    proc, run_dir = full_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "6 passed" in proc.stdout
+    assert str(run_dir / "report.html") in proc.stdout
+    for name in ("report.html", "junit.xml", "run.log", "state.json", "evidence/02.deploy/deploy-payload.json"):
+        assert (run_dir / name).is_file(), name
+    steps = state_of(run_dir)["steps"]
+    assert list(steps) == ["01.plan", "01.hosts", "01.addresses", "01.ntp_dns", "02.scan", "02.deploy"]
+    assert {s["outcome"] for s in steps.values()} == {"passed"}
+
+
+def test_report_is_the_handover_document(full_run):
+    _, run_dir = full_run
+    data, text = report_of(run_dir)
+    assert data["title"] == "示例客户 超融合示例项目 SMTX 集群交付验收报告"
+    env = data["environment"]
+    assert env["模式 / Mode"] == "模拟 / simulated" and len(env["规划表 SHA-256 / Plan SHA-256"]) == 64
+    assert env["结束时间 / Ended"] != "-" and "TLS" in env
+    # no CI variables, no plugin list from pytest-metadata
+    assert not {"Plugins", "Packages", "CI", "JENKINS_URL", "GITHUB_ACTIONS"} & set(env)
+    assert data["initialSort"] == "original"
+    assert "集群建成情况 / Cluster as built" in text and "磁盘角色 / Disk roles" in text
+    assert "nvme0n1:cache" in text and "sdb:data" in text  # hybrid-tiered: NVMe cache, HDD data
+    assert "说明 / Description" in text and "部署集群并确认" in text
+    tests = list(data["tests"])
+    assert tests == sorted(tests, key=lambda t: ("test_01" not in t, tests.index(t)))
+    order = [next(i for i, t in enumerate(tests) if name in t)
+             for name in ("test_plan_validates", "test_scan_hosts", "test_deploy_cluster")]
+    assert order == sorted(order)
+
+
+def test_no_secret_reaches_any_output(full_run, plan_file):
+    from clients.deployment import GUIDE_DEPLOY_TOKEN
+
+    _, run_dir = full_run
+    plan, _ = load(plan_file)
+    secrets = plan.secrets() | {GUIDE_DEPLOY_TOKEN, "P@ssw0rd!123", "c+G6KvJYsKyQyY4U"}
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"report.html", "junit.xml", "run.log", "state.json"}
+    leaks = [(p.name, s) for p in files for s in secrets if s in p.read_text(encoding="utf-8", errors="replace")]
+    assert leaks == []
+
+
+def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_path):
+    run_dir = tmp_path / "run"
+    # The deployment is accepted, then every status poll fails: step 02.deploy fails mid-way.
+    sim.faults.add({"method": "GET", "path": "/api/v2/deployment/host/deploy_status", "nth": 2, "times": 3,
+                    "action": {"drop": True}})
+    first = run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--run-dir", str(run_dir))
+    assert first.returncode == 1, first.stdout[-3000:]
+    steps = state_of(run_dir)["steps"]
+    assert steps["02.deploy"]["outcome"] == "failed"
+    assert "deploy_status" in steps["02.deploy"]["message"] or "调用失败" in first.stdout
+    assert sim.count("POST", DEPLOY, status=200) == 1
+
+    sim.faults.clear()
+    second = run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--resume", str(run_dir))
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert sim.count("POST", DEPLOY) == 1, "the resumed run must not deploy again"
+    state = state_of(run_dir)
+    assert len(state["runs"]) == 2 and state["runs"][1]["resumed"] is True
+    assert [k for k, v in state["steps"].items() if v.get("replayed")] == ["01.plan", "01.hosts", "01.addresses",
+                                                                           "01.ntp_dns", "02.scan"]
+    assert state["steps"]["02.deploy"]["outcome"] == "passed"
+    data, text = report_of(run_dir)
+    assert len(data["tests"]) == 6, "the resumed report covers every step of the run, earlier passes included"
+    assert all(rows[0]["result"] == "Passed" for rows in data["tests"].values())
+    assert "沿用上次运行" in text
+
+
+def test_rerun_of_a_deployed_cluster_does_not_deploy_again(plan_file, sim, tmp_path):
+    for n in (1, 2):
+        proc = run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--run-dir", str(tmp_path / f"r{n}"))
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    assert sim.count("POST", DEPLOY) == 1
+    assert "already deployed" in report_of(tmp_path / "r2")[1]
+
+
+def test_resume_refuses_a_changed_plan(plan_file, tmp_path, full_run):
+    _, run_dir = full_run
+    changed = write_example(tmp_path / "changed.xlsx", hosts=4, business=3,
+                            overrides={(L.SHEET_DOC, "C16"): "另一个项目"})
+    proc = run_suite("--plan", str(changed), "--simulate", "--resume", str(run_dir))
+    assert proc.returncode == 4
+    assert "规划表自上次运行后已变更" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("flag", [["--lf"], ["--sw"], ["-k", "deploy"]])
+def test_selection_flags_that_hide_dependent_steps_are_refused(plan_file, tmp_path, flag):
+    proc = run_suite("--plan", str(plan_file), "--simulate", "--run-dir", str(tmp_path / "r"), *flag)
+    assert proc.returncode == 4
+    assert "--resume" in proc.stderr + proc.stdout
+
+
+def test_plan_with_errors_blocks_every_step_that_changes_the_cluster(tmp_path):
+    bad = write_example(tmp_path / "bad.xlsx", hosts=4, overrides={(L.SHEET_HOSTS, "N4"): "10.0.99.12"})
+    plan, _ = load(bad)
+    with Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False) as s:
+        proc = run_suite("--plan", str(bad), "--simulator", s.control_url, "--run-dir", str(tmp_path / "r"))
+        assert s.count("POST") == 0
+    assert proc.returncode == 1
+    assert "PLAN-NOT-IN-STORAGE-SUBNET" in proc.stdout
+    steps = state_of(tmp_path / "r")["steps"]
+    assert steps["01.plan"]["outcome"] == "failed"
+    assert steps["02.scan"]["outcome"] == "blocked" and steps["02.scan"]["blocked_by"] == "01.plan"
+    assert "blocked by 01.plan" in report_of(tmp_path / "r")[1]
+
+
+def test_preflight_changes_nothing(plan_file, sim, tmp_path):
+    proc = run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--run-dir", str(tmp_path / "r"),
+                     "-m", "preflight")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert re.search(r"4 passed, 2 deselected", proc.stdout)
+    assert sim.count() > 0 and sim.count("POST") == sim.count("PUT") == sim.count("DELETE") == 0
+
+
+def test_a_run_where_nothing_ran_is_not_a_success(plan_file, sim, tmp_path):
+    proc = run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--run-dir", str(tmp_path / "r"),
+                     "-m", "stage02")
+    assert proc.returncode == 1
+    assert "没有执行任何验收步骤" in proc.stdout
+    assert sim.count("POST") == 0
