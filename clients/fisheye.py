@@ -1,0 +1,131 @@
+"""SMTX OS cluster management API after deployment (fisheye, guide §03).
+
+v3 endpoints (users:setupRoot, sessions) answer plain objects; v2 endpoints answer the
+{data, ec, error} envelope and need the session token in ``x-smartx-token``. A 401
+(expired or revoked token) triggers exactly one re-login, then the request is retried.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .base import ApiError, EnvelopeClient, _excerpt
+from .redact import REDACTOR
+
+
+class FisheyeClient(EnvelopeClient):
+    family = "fisheye"
+    default_hint = "检查集群管理服务（fisheye）状态与网络 / check the cluster management service (fisheye) and network"
+
+    def __init__(self, address: str, *, username: str, password: str, **kw):
+        self.address = str(address)
+        self.username, self._password = username, password
+        self.token: str | None = None
+        self.relogins = 0
+        REDACTOR.add(password)
+        super().__init__(f"https://{self.address}", headers={"content-type": "application/json"}, **kw)
+
+    def use_address(self, address: str) -> None:
+        """Point at another address of the same cluster (the VIP, or a host when the VIP is silent)."""
+        self.address = str(address)
+        self.base_url = f"https://{self.address}"
+
+    # --- session --------------------------------------------------------
+    def setup_root(self, password: str) -> httpx.Response:
+        """POST /api/v3/users:setupRoot; returns the raw response (already-set is for the caller to judge)."""
+        return self.request("POST", "/api/v3/users:setupRoot",
+                            json_body={"password": password, "repeat": password, "encrypted": False})
+
+    def login(self) -> str:
+        resp = self.request("POST", "/api/v3/sessions", json_body={
+            "username": self.username, "password": self._password, "encrypted": False})
+        body = self.check(resp, hint="登录失败：核对规划表 主机规划!L19/M19 的集群管理员账号密码 / login failed: check the "
+                                     "cluster admin user and password (主机规划!L19/M19)")
+        token = (body or {}).get("token")
+        if not token:
+            raise ApiError("POST", self.url("/api/v3/sessions"), resp.status_code, _excerpt(resp.content),
+                           "登录响应没有 token / the login answer has no token")
+        REDACTOR.add(token)
+        self.token = token
+        self.http.headers["x-smartx-token"] = token
+        return token
+
+    def request(self, method: str, path: str, **kw) -> httpx.Response:
+        resp = super().request(method, path, **kw)
+        if resp.status_code == 401 and self.token is not None and not path.startswith("/api/v3/sessions"):
+            self.relogins += 1
+            self.login()
+            resp = super().request(method, path, **kw)
+        return resp
+
+    # --- settings ---------------------------------------------------------
+    def set_vip(self, vip: str) -> Any:
+        return self.call("PUT", "/api/v2/settings/vip", json_body={"iscsi_vip": None, "management_vip": vip},
+                         idempotent=True)
+
+    def get_vip(self) -> Any:
+        return self.call("GET", "/api/v2/settings/vip")
+
+    def license(self) -> dict:
+        return self.call("GET", "/api/v2/tools/license")
+
+    def set_dns(self, servers: list[str]) -> dict:
+        return self.call("PUT", "/api/v2/settings/dns", json_body={"dns_servers": servers}, idempotent=True)
+
+    def get_dns(self) -> dict:
+        return self.call("GET", "/api/v2/settings/dns")
+
+    def set_ntp(self, servers: list[str]) -> dict:
+        return self.call("PUT", "/api/v2/settings/ntp", json_body={"ntp_mode": "external", "ntp_servers": servers},
+                         idempotent=True)
+
+    def get_ntp(self) -> dict:
+        return self.call("GET", "/api/v2/settings/ntp")
+
+    def job(self, job_id: str) -> dict:
+        return (self.call("GET", f"/api/v2/jobs/{job_id}") or {}).get("job") or {}
+
+    # --- IPMI, network ------------------------------------------------------
+    def upsert_ipmi_accounts(self, accounts: list[dict]) -> dict:
+        return self.call("POST", "/api/v2/ipmi/upsert_accounts", json_body={"accounts": accounts}, idempotent=True)
+
+    def list_vds(self) -> list[dict]:
+        return self.call("GET", "/api/v2/network/vds") or []
+
+    def get_vds(self, uuid: str) -> dict:
+        return self.call("GET", f"/api/v2/network/vds/{uuid}")
+
+    def create_vds(self, body: dict) -> dict:
+        return self.call("POST", "/api/v2/network/vds", json_body=body)
+
+    def list_vlans(self, vds_uuid: str) -> list[dict]:
+        return self.call("GET", f"/api/v2/network/vds/{vds_uuid}/vlans") or []
+
+    def create_vlan(self, vds_uuid: str, name: str, vlan_id: int) -> dict:
+        return self.call("POST", f"/api/v2/network/vds/{vds_uuid}/vlans",
+                         json_body={"name": name, "vlan_id": vlan_id, "vds_uuid": vds_uuid})
+
+    # --- CPU compatibility --------------------------------------------------
+    def recommended_cpu_models(self) -> list[str]:
+        return (self.call("GET", "/api/v2/elf/cluster_recommended_cpu_models") or {}).get("cpu_models") or []
+
+    def set_cpu_model(self, model: str) -> Any:
+        return self.call("PUT", "/api/v2/elf/cluster_cpu_compatibility", json_body={"cpu_model": model},
+                         idempotent=True)
+
+    def cpu_model(self) -> str | None:
+        return (self.call("GET", "/api/v2/elf/cluster_cpu_compatibility") or {}).get("cpu_model")
+
+    # --- SVT image upload (see clients/upload.py) ---------------------------
+    def svt_create_volume(self, name: str, size: int) -> dict:
+        return self.call("POST", "/api/v2/svt_image/create_volume", params={"name": name, "size": size})
+
+    def svt_upload_chunk(self, volume: dict, chunk_num: int, chunk) -> dict:
+        return self.call("POST", "/api/v2/svt_image/upload_template",
+                         params={"zbs_volume_id": volume["zbs_volume_id"], "chunk_num": chunk_num,
+                                 "image_uuid": volume["image_uuid"]},
+                         files={"file": (chunk.name, chunk, "application/octet-stream")}, timeout=300)
+
+    def delete_image(self, image_uuid: str) -> Any:
+        return self.call("DELETE", f"/api/v2/images/{image_uuid}", idempotent=True)
