@@ -24,7 +24,7 @@ class FisheyeClient(EnvelopeClient):
         self.token: str | None = None
         self.relogins = 0
         REDACTOR.add(password)
-        super().__init__(f"https://{self.address}", headers={"content-type": "application/json"}, **kw)
+        super().__init__(f"https://{self.address}", **kw)  # httpx sets JSON or multipart per request
 
     def use_address(self, address: str) -> None:
         """Point at another address of the same cluster (the VIP, or a host when the VIP is silent)."""
@@ -52,6 +52,8 @@ class FisheyeClient(EnvelopeClient):
         return token
 
     def request(self, method: str, path: str, **kw) -> httpx.Response:
+        if self.token is None and path.startswith("/api/v2/"):
+            self.login()  # e.g. a resumed run whose login step passed earlier
         resp = super().request(method, path, **kw)
         if resp.status_code == 401 and self.token is not None and not path.startswith("/api/v3/sessions"):
             self.relogins += 1
@@ -126,6 +128,9 @@ class FisheyeClient(EnvelopeClient):
                          params={"zbs_volume_id": volume["zbs_volume_id"], "chunk_num": chunk_num,
                                  "image_uuid": volume["image_uuid"]},
                          files={"file": (chunk.name, chunk, "application/octet-stream")}, timeout=300)
+
+    def list_images(self) -> list[dict]:
+        return (self.call("GET", "/api/v2/images") or {}).get("images") or []
 
     def delete_image(self, image_uuid: str) -> Any:
         return self.call("DELETE", f"/api/v2/images/{image_uuid}", idempotent=True)

@@ -26,6 +26,16 @@ _TEXT_PATTERNS = [
 MIN_SECRET_LEN = 4
 
 
+_NOT_SECRET = re.compile(r"^(?:-?\d+(?:\.\d+)?|true|false|null|none)$", re.IGNORECASE)
+
+
+def _mask_match(m: re.Match) -> str:
+    v = m.group("v")
+    if v == MASK or (not m.group("q") and _NOT_SECRET.match(v)):
+        return m.group(0)  # already masked, or a count/flag such as "password_changes": 0
+    return m.group("k") + m.group("q") + MASK + m.group("q")
+
+
 class Redactor:
     def __init__(self) -> None:
         self._secrets: set[str] = set()
@@ -63,15 +73,14 @@ class Redactor:
         if pat is not None:
             s = pat.sub(MASK, s)
         for p in _TEXT_PATTERNS:
-            s = p.sub(lambda m: m.group("k") + m.group("q") + MASK + m.group("q")
-                      if m.group("v") != MASK else m.group(0), s)
+            s = p.sub(_mask_match, s)
         return s
 
     def obj(self, o: Any) -> Any:
         """A redacted deep copy of JSON-like data."""
         if isinstance(o, dict):
-            return {k: (MASK if isinstance(k, str) and _KEY.search(k) and v not in (None, "", [], {})
-                        and not isinstance(v, (dict, list)) else self.obj(v)) for k, v in o.items()}
+            return {k: (MASK if isinstance(k, str) and _KEY.search(k) and isinstance(v, (str, bytes)) and v
+                        else self.obj(v)) for k, v in o.items()}
         if isinstance(o, (list, tuple)):
             return [self.obj(v) for v in o]
         if isinstance(o, str):

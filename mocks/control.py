@@ -18,6 +18,9 @@ DELETE   /_sim/faults             remove all rules
 DELETE   /_sim/faults/{id}        remove one rule
 POST     /_sim/clock              {"advance": seconds} and/or {"time_scale": x, "skew": s}
 POST     /_sim/endpoints          {"address": a, "port": p (optional), "proto": "tcp" (optional), "up": bool}
+GET      /_sim/fisheye/uploads    SVT upload accounting: {"uploads": [{image_uuid, received, digests, ...}]}
+POST     /_sim/fisheye            any of {"revoke_tokens": true, "break_bmc": ip|[ips], "repair_bmc": ip|[ips],
+                                   "chunk_size": bytes, "session_ttl": sim seconds}
 =======  =======================  ===========================================================
 """
 from __future__ import annotations
@@ -54,6 +57,8 @@ class ControlApp(App):
         self.add("DELETE", "/_sim/faults/{rule_id}", self.remove_fault)
         self.add("POST", "/_sim/clock", self.clock)
         self.add("POST", "/_sim/endpoints", self.endpoints)
+        self.add("GET", "/_sim/fisheye/uploads", self.fisheye_uploads)
+        self.add("POST", "/_sim/fisheye", self.fisheye)
 
     def not_found(self, req: Request) -> Response:
         return _err(f"no control route {req.method} {req.path}; see GET /_sim", 404)
@@ -137,3 +142,35 @@ class ControlApp(App):
         except (ValueError, TypeError, AttributeError) as exc:
             return _err(f"bad endpoint request: {exc}")
         return Response.json({"endpoints": self.sim.hub.to_dict()})
+
+    def fisheye_uploads(self, req: Request) -> Response:
+        import dataclasses
+        fe = self.sim.fisheye
+        with fe.lock:
+            ups = [dataclasses.asdict(u) | {"to_upload": u.to_upload} for u in fe.uploads.values()]
+        return Response.json({"uploads": ups})
+
+    def fisheye(self, req: Request) -> Response:
+        fe = self.sim.fisheye
+        try:
+            body = req.json()
+            if not isinstance(body, dict):
+                raise ValueError("body must be an object")
+            out: dict = {}
+            if body.get("revoke_tokens"):
+                out["revoked"] = fe.revoke_tokens()
+            for key, broken in (("break_bmc", True), ("repair_bmc", False)):
+                ips = body.get(key) or []
+                for ip in [ips] if isinstance(ips, str) else ips:
+                    fe.break_bmc(str(ip), broken)
+            if "chunk_size" in body:
+                n = int(body["chunk_size"])
+                if n <= 0:
+                    raise ValueError("chunk_size must be > 0")
+                fe.chunk_size = n
+            if "session_ttl" in body:
+                fe.session_ttl = float(body["session_ttl"])
+        except (ValueError, TypeError) as exc:
+            return _err(f"bad fisheye control request: {exc}")
+        return Response.json(out | {"broken_bmcs": sorted(fe.broken_bmcs), "chunk_size": fe.chunk_size,
+                                    "session_ttl": fe.session_ttl})

@@ -101,6 +101,18 @@ class SimClock:
             self._base += seconds
         return self.now()
 
+    def restore(self, sim_now: float, skew: float | None = None) -> float:
+        """Set ``now()`` to ``sim_now`` (restoring a snapshot; the only way to move the clock
+        other than forward). Pacing continues from there at the current ``time_scale``."""
+        if not isinstance(sim_now, (int, float)) or sim_now < 0:
+            raise ValueError(f"simulated time must be a number >= 0, got {sim_now!r}")
+        with self._lock:
+            self._t0 = time.monotonic()
+            self._base = float(sim_now)
+            if skew is not None:
+                self.skew = float(skew)
+        return self.now()
+
     def real(self, sim_seconds: float) -> float:
         """Real seconds that ``sim_seconds`` of simulated time take."""
         return sim_seconds * self._scale
@@ -499,6 +511,74 @@ def error_envelope(ec: str, msg: str, data: Any = None, **extra) -> dict:
 
 
 # --------------------------------------------------------------------------- HTTP model
+class BodyReader:
+    """A request body read on demand (``Content-Length`` or chunked), never buffered whole.
+
+    Handlers of *streaming* routes (``App.add(..., stream=True)``) get one as
+    ``request.stream``; :meth:`read` returns ``b""`` at the end of the body. The server
+    discards whatever the handler leaves unread before answering.
+    """
+
+    BLOCK = 64 * 1024
+
+    def __init__(self, rfile, headers: Message):
+        self._rfile = rfile
+        self._chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+        try:
+            self.length: int | None = None if self._chunked else max(0, int(headers.get("Content-Length") or 0))
+        except ValueError:
+            raise ValueError("bad Content-Length") from None
+        self._remaining = self.length or 0
+        self._chunk_left = 0
+        self._eof = False
+        self.bytes_read = 0
+
+    @property
+    def eof(self) -> bool:
+        return self._eof
+
+    def read(self, n: int = BLOCK) -> bytes:
+        if self._eof or n <= 0:
+            return b""
+        if not self._chunked:
+            if self._remaining <= 0:
+                self._eof = True
+                return b""
+            data = self._rfile.read(min(n, self._remaining))
+            if not data:
+                raise ConnectionError("client closed the connection in the middle of the request body")
+            self._remaining -= len(data)
+        else:
+            if self._chunk_left == 0:
+                line = self._rfile.readline(65537)
+                if not line:
+                    raise ConnectionError("client closed the connection in the middle of the request body")
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    self._eof = True
+                    return b""
+                self._chunk_left = size
+            data = self._rfile.read(min(n, self._chunk_left))
+            if not data:
+                raise ConnectionError("client closed the connection in the middle of the request body")
+            self._chunk_left -= len(data)
+            if self._chunk_left == 0:
+                self._rfile.readline(65537)
+        self.bytes_read += len(data)
+        return data
+
+    def drain(self) -> int:
+        """Read and discard the rest; returns the number of bytes discarded."""
+        n = 0
+        while True:
+            block = self.read()
+            if not block:
+                return n
+            n += len(block)
+
+
 @dataclass
 class Request:
     method: str
@@ -514,6 +594,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)   # route parameters
     operation_fault: dict | None = None   # action of an 'operation' fault rule that fired on this call
     fault_id: str | None = None
+    stream: BodyReader | None = None      # streaming routes: the unread body (``body`` is then b"")
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name, default)
@@ -592,16 +673,24 @@ class App:
         if name:
             self.name = name
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
+        self._streaming: set = set()
 
-    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+    def route(self, method: str, pattern: str, *, stream: bool = False) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
-            self.add(method, pattern, fn)
+            self.add(method, pattern, fn, stream=stream)
             return fn
         return deco
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
+    def add(self, method: str, pattern: str, handler: Handler, *, stream: bool = False) -> None:
+        """Register a route. ``stream=True``: the body is not read up front; the handler reads
+        it from ``request.stream`` (a :class:`BodyReader`), so a large upload never sits in memory."""
         rx = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(pattern)) + "$"
         self._routes.append((method.upper(), re.compile(rx), handler))
+        if stream:
+            self._streaming.add(handler)
+
+    def streams(self, handler: Handler) -> bool:
+        return handler in self._streaming
 
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict, set[str]]:
         allowed: set[str] = set()
@@ -1114,6 +1203,11 @@ class Hub:
         with self._lock:
             self._alive[normalize_address(address)] = bool(alive)
 
+    def alive_state(self) -> dict[str, bool]:
+        """``{address: alive}`` for every simulated address (snapshots)."""
+        with self._lock:
+            return dict(self._alive)
+
     # ---- up / down
     def set_up(self, address: str, port: int | None = None, up: bool = True, *, proto: str | None = None) -> None:
         """Bring an endpoint (or all endpoints of ``address`` when ``port`` is None) up or down.
@@ -1312,20 +1406,36 @@ class Hub:
         else:
             send()
 
+    def _resolve_app(self, ep: Endpoint, method: str, path: str) -> tuple[App | None, Handler | None]:
+        """The app (and handler) that would serve ``method path`` on ``ep``, if any."""
+        for app in ep.apps:
+            handler, _, _ = app.resolve(method, path)
+            if handler is not None:
+                return app, handler
+        return None, None
+
     def _serve_http(self, ep: Endpoint, h: _SimHTTPHandler) -> None:
         t0, sim_t, wall_t = time.monotonic(), self.clock.now(), time.time()
         split = urlsplit(h.path)
         path = split.path or "/"
+        method = h.command.upper()
+        route_app, route_handler = self._resolve_app(ep, method, path)
+        reader: BodyReader | None = None
         try:
-            body = h.read_body()
+            if route_app is not None and route_app.streams(route_handler):
+                reader, body = BodyReader(h.rfile, h.headers), b""
+            else:
+                body = h.read_body()
         except (ValueError, OSError):
             h.close_connection = True
             return
-        req = Request(method=h.command.upper(), path=path, query=parse_qs(split.query, keep_blank_values=True),
+        req = Request(method=method, path=path, query=parse_qs(split.query, keep_blank_values=True),
                       raw_query=split.query, headers=h.headers, body=body, address=ep.address, port=ep.port,
-                      scheme=ep.scheme, client=h.client_address)
+                      scheme=ep.scheme, client=h.client_address, stream=reader)
         if ep.internal:
             resp = self._route(ep, req)
+            if resp is not None and reader is not None and not self._drain(reader, h):
+                resp = None
             if resp is None:
                 h.drop()
             else:
@@ -1334,16 +1444,20 @@ class Hub:
         rule = self.faults.match(req.method, path, ep.address, ep.port)
         resp: Response | None = None
         result = None
+        late_delay = 0.0          # streaming routes: the body is consumed first, the *answer* is delayed
         if rule is not None:
             req.fault_id = rule.id
             a = rule.action
-            if a.get("delay") and self._closing.wait(float(a["delay"])):
-                h.drop()                                # simulator closing: abandon the request
-                return
+            if a.get("delay"):
+                if reader is not None:
+                    late_delay = float(a["delay"])
+                elif self._closing.wait(float(a["delay"])):
+                    h.drop()                                # simulator closing: abandon the request
+                    return
             if a.get("drop"):
                 result = "dropped"
             elif "status" in a or "envelope_error" in a:
-                app = ep.apps[0] if ep.apps else App()
+                app = route_app or (ep.apps[0] if ep.apps else App())
                 resp = app.fault_response(req, a)
                 result = "fault"
             if "operation" in a:
@@ -1352,6 +1466,8 @@ class Hub:
             resp = self._route(ep, req)
             if resp is None:
                 result = "dropped"
+        if reader is not None and resp is not None and not self._drain(reader, h):
+            resp, result = None, "client-closed"
         stored = None
         if body and len(body) <= 256 * 1024:
             try:
@@ -1365,10 +1481,24 @@ class Hub:
         if resp is None:
             h.drop()
             return
+        if late_delay > 0 and self._closing.wait(late_delay):
+            h.drop()
+            return
         try:
             h.write_response(resp)
         except (ConnectionError, ssl.SSLError, OSError):
             h.close_connection = True
+
+    @staticmethod
+    def _drain(reader: BodyReader, h: _SimHTTPHandler) -> bool:
+        """Discard the unread rest of a streamed body so the connection stays in sync; False when
+        the client went away."""
+        try:
+            reader.drain()
+            return True
+        except (ValueError, OSError):
+            h.close_connection = True
+            return False
 
     def _route(self, ep: Endpoint, req: Request) -> Response | None:
         allowed: set[str] = set()
@@ -1385,6 +1515,12 @@ class Hub:
                 return handler(req)
             except Drop:
                 return None
+            except (ConnectionError, TimeoutError) as exc:
+                if req.stream is not None:          # the client went away while sending its body
+                    log.debug("sim: client went away during %s %s: %s", req.method, req.path, exc)
+                    return None
+                log.exception("sim handler %s failed on %s %s", app.name, req.method, req.path)
+                return app.error(req, exc)
             except ApiError as exc:
                 return exc.response
             except Exception as exc:         # noqa: BLE001

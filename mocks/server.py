@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .control import ControlApp
 from .core import LOOPBACK, Faults, Hub, RequestLog, SimClock
 from .deployment.models import DEFAULT_DEPLOY_TOKEN, DeploymentModel
 from .deployment.responses import DeploymentApp
+from .fisheye.models import FisheyeModel
+from .fisheye.responses import FisheyeApp
 from .netservices import DnsZone, dns_handler, ntp_handler
 from .seed import World, build_world
 
 log = logging.getLogger("mocks")
 
 FaultSource = str | os.PathLike | list | dict | None
+SNAPSHOT_VERSION = 1
+VIP_PORTS = ((80, "http"), (443, "https"))      # fisheye on the VIP; tcp/22 belongs to the SSH family
+
+
+from .ssh import install as _install_ssh  # noqa: E402 - SSH family wiring
 
 
 class SimState:
@@ -71,6 +78,14 @@ class Simulator:
         self.deployment: DeploymentModel = self.state.register(
             "deployment", DeploymentModel(self.clock, secrets=self.requests.secrets))
         self.deployment_app = DeploymentApp(self.deployment, lambda: self.deploy_token)
+        self.fisheye: FisheyeModel = self.state.register(
+            "fisheye", FisheyeModel(self.clock, self.deployment, secrets=self.requests.secrets))
+        self.fisheye_app = FisheyeApp(self.fisheye)
+        self.fisheye.vip_hook = self._vip_changed
+        self.fisheye.is_alive = self.hub.is_alive
+        self.deployment.listeners.append(self.fisheye.on_deployment)
+        # called with the simulator by close(), before the network goes away (e.g. save a snapshot)
+        self.close_hooks: list[Callable[[Simulator], None]] = []
         self.plan = None
         self.world: World | None = None
         self._control = self.hub.add_tcp("_sim", 0, scheme="http", apps=[ControlApp(self)], up=True,
@@ -81,8 +96,12 @@ class Simulator:
     @classmethod
     def from_plan(cls, plan, *, time_scale: float = 0.01, faults: FaultSource = None,
                   disk_layout: str | None = None, deploy_token: str = DEFAULT_DEPLOY_TOKEN,
-                  preset_hostnames: bool = False, load_env_faults: bool = True) -> Simulator:
+                  preset_hostnames: bool = False, load_env_faults: bool = True,
+                  snapshot: dict | None = None) -> Simulator:
         """Simulated world for a :class:`plan.model.Plan`.
+
+        ``snapshot``: a :meth:`snapshot` of an earlier simulator for the same plan; the new world
+        continues it (see :meth:`restore`).
 
         ``disk_layout``: ``"nvme+hdd"`` | ``"ssd-mixed-sizes"`` | ``"nvme+ssd"``; default from
         ``plan.storage_arch`` (hybrid-tiered -> nvme+hdd, allflash-flat -> ssd-mixed-sizes).
@@ -93,6 +112,9 @@ class Simulator:
                   load_env_faults=load_env_faults, secrets=_plan_secrets(plan))
         try:
             sim.seed(plan, disk_layout=disk_layout, preset_hostnames=preset_hostnames)
+            _install_ssh(sim)
+            if snapshot is not None:
+                sim.restore(snapshot)
         except BaseException:
             sim.close()
             raise
@@ -109,9 +131,15 @@ class Simulator:
         for name, ip in world.dns_records.items():
             self.dns.add(name, ip)
         dns, ntp = dns_handler(self.dns), ntp_handler(self.clock)
+        vip_ports = {p for p, _ in VIP_PORTS}
         for a in world.addresses:
-            apps = [self.deployment_app] if a.role == "host-mgmt" else []
             for port, scheme in a.tcp:
+                if a.role == "host-mgmt":
+                    apps = [self.deployment_app, self.fisheye_app]
+                elif a.role == "vip" and port in vip_ports:
+                    apps = [self.fisheye_app]
+                else:
+                    apps = []
                 self.hub.add_tcp(a.address, port, scheme=scheme, apps=apps, up=a.up, role=a.role)
             for port in a.udp:
                 handler = dns if port == 53 else ntp
@@ -119,7 +147,21 @@ class Simulator:
         for addr, _role in world.alive_only:
             if not self.hub.is_alive(addr) and not any(ep.address == addr for ep in self.hub.endpoints()):
                 self.hub.add_alive(addr)
+        self.fisheye.set_bmc_credentials({str(h.mgmt_ip): (_str(h.bmc_ip), h.bmc_user, h.bmc_password)
+                                          for h in plan.hosts if h.mgmt_ip is not None})
         return world
+
+    def _vip_changed(self, old: str | None, new: str | None) -> None:
+        """fisheye applied a new management VIP: the old one stops answering, the new one serves
+        fisheye on tcp/80 and tcp/443 (an address the plan does not simulate is added)."""
+        for port, scheme in VIP_PORTS:
+            if old:
+                ep = self.hub.endpoint(old, port)
+                if ep is not None and ep.up and self.fisheye_app in ep.apps:
+                    self.hub.set_up(old, port, False, proto="tcp")
+            if new:
+                self.hub.add_tcp(new, port, scheme=scheme, apps=[self.fisheye_app], up=False, role="vip")
+                self.hub.set_up(new, port, True, proto="tcp")
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
@@ -129,6 +171,12 @@ class Simulator:
         return self
 
     def close(self) -> None:
+        hooks, self.close_hooks = self.close_hooks, []
+        for hook in hooks:
+            try:
+                hook(self)
+            except Exception:          # noqa: BLE001 - closing must finish
+                log.exception("sim close hook %r failed", hook)
         self.hub.close()
 
     def __enter__(self) -> Simulator:
@@ -194,10 +242,66 @@ class Simulator:
         return t
 
     def snapshot(self) -> dict:
+        """JSON-able state of the world. No password or token appears in it (the root password as a
+        salted PBKDF2 digest, session tokens as SHA-256 digests). ``restore`` holds what
+        :meth:`restore` needs; the other keys are for inspection."""
         self.state.settle()
-        return {"clock": self.clock.to_dict(), "state": self.state.to_dict(), "endpoints": self.hub.to_dict(),
+        families = {name: m.export_state() for name, m in self.state.families.items()
+                    if callable(getattr(m, "export_state", None)) and callable(getattr(m, "import_state", None))}
+        restore = {"families": families,
+                   "endpoints": [[ep.address, ep.port, ep.proto, ep.up] for ep in self.hub.endpoints()],
+                   "alive": self.hub.alive_state(), "skew": self.clock.skew}
+        restore["sim_now"] = self.clock.now()
+        return {"version": SNAPSHOT_VERSION, "clock": self.clock.to_dict(),
+                "plan": {"sha256": getattr(self.plan, "sha256", None),
+                         "cluster_name": getattr(self.plan, "cluster_name", None)},
+                "state": self.state.to_dict(), "endpoints": self.hub.to_dict(),
                 "dns": self.dns.to_dict(), "faults": self.faults.to_list(), "requests": len(self.requests),
-                "disk_layout": self.world.disk_layout if self.world else None}
+                "disk_layout": self.world.disk_layout if self.world else None, "restore": restore}
+
+    def restore(self, snapshot: dict) -> list[str]:
+        """Continue the world a :meth:`snapshot` describes (call on a simulator seeded from the same
+        plan, preferably before ``start()``): the simulated clock's ``now``, the deployment (hosts,
+        operations), fisheye (root account, sessions, settings, VDSes/VLANs, jobs, uploads, IPMI) --
+        every family whose model has ``export_state()`` / ``import_state()``, in registration order --
+        endpoint up/down state (the VIP), ping liveness and DNS records. Fault rules and the request
+        log are not restored. Returns notes about what could not be restored."""
+        if not isinstance(snapshot, dict) or not isinstance(snapshot.get("restore"), dict):
+            raise ValueError("not a simulator snapshot: the 'restore' section is missing")
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"simulator snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}")
+        r = snapshot["restore"]
+        notes: list[str] = []
+        want = (snapshot.get("plan") or {}).get("sha256")
+        have = getattr(self.plan, "sha256", None)
+        if want and have and want != have:
+            notes.append("the snapshot was taken for a different plan (sha256 differs); restoring what matches")
+        self.clock.restore(float(r["sim_now"]), r.get("skew"))
+        saved = r.get("families") or {}
+        for name, model in list(self.state.families.items()):       # registration order: deployment first
+            if name in saved and callable(getattr(model, "import_state", None)):
+                notes += list(model.import_state(saved[name]) or [])
+        for name in saved:
+            if name not in self.state.families:
+                notes.append(f"family {name} is not simulated here; its saved state was skipped")
+        for address, port, proto, up in r.get("endpoints", []):
+            if self.hub.endpoint(address, port, proto) is not None:
+                self.hub.set_up(address, port, bool(up), proto=proto)
+            else:
+                notes.append(f"endpoint {address}:{port}/{proto} is not simulated here; skipped")
+        with_ports = {ep.address for ep in self.hub.endpoints()}
+        for address, alive in (r.get("alive") or {}).items():
+            if address not in with_ports:
+                self.hub.set_alive(address, bool(alive))
+        for name, ip in (snapshot.get("dns") or {}).items():
+            self.dns.add(name, ip)
+        for n in notes:
+            log.warning("sim restore: %s", n)
+        return notes
+
+
+def _str(v) -> str | None:
+    return None if v is None else str(v)
 
 
 def _plan_secrets(plan) -> set[str]:

@@ -52,3 +52,12 @@ def test_text_redaction_keeps_json_valid(r):
     doc = {"host_passwords": [{"user": "root", "password": "x1"}], "token": "abc", "n": 1}
     out = json.loads(r.text(json.dumps(r.obj(doc), indent=2)))
     assert out == {"host_passwords": [{"user": "root", "password": MASK}], "token": MASK, "n": 1}
+
+
+def test_counts_and_flags_under_password_keys_are_not_secrets(r):
+    import json
+
+    doc = {"password_changes": 2, "password_set": True, "password": None, "token": "t0k"}
+    assert r.obj(doc) == {"password_changes": 2, "password_set": True, "password": None, "token": MASK}
+    assert json.loads(r.text(json.dumps(doc))) == {"password_changes": 2, "password_set": True, "password": None,
+                                                   "token": MASK}

@@ -31,9 +31,10 @@ def test_hosts_answer_deployment_api(plan, deploy_clients, step):
 
 
 @pytest.mark.dependency(name="01.addresses", depends=["01.plan"], scope="session")
-def test_planned_addresses_are_free(plan, amap, state, step):
+def test_planned_addresses_are_free(plan, amap, state, step, deploy_clients):
     """VIP 与管理组件地址尚未被占用 / VIP and component addresses are not yet in use"""
     ours = set(state.get("addresses_in_use_by_run", []))
+    deployed = _already_deployed(deploy_clients[str(plan.hosts[0].mgmt_ip)]) if plan.hosts else False
     candidates = {"VIP": plan.vip, **{f"{c.key} IP": c.ip for c in plan.components.values()},
                   "ER VIP": plan.er_vip}
     candidates.update({f"测试地址 / test {ip}": ip for ip in plan.test_addresses()})
@@ -45,6 +46,10 @@ def test_planned_addresses_are_free(plan, amap, state, step):
             in_use.append(f"{label} {ip}")
     step.note(f"已检查 {len(candidates)} 个地址 / checked {len(candidates)} addresses; "
               f"本次运行已部署的跳过 / skipped as deployed by this run: {sorted(ours) or '-'}")
+    if deployed and in_use:
+        step.note("集群已部署：以下地址被占用属预期（VIP/组件），请确认属于本集群 / the cluster is already deployed: these "
+                  "addresses being in use is expected (VIP, components); confirm they belong to it: " + ", ".join(in_use))
+        return
     assert not in_use, ("以下规划地址已被占用，请核对规划或释放地址 / planned addresses already in use: "
                         + ", ".join(in_use))
 
@@ -57,3 +62,10 @@ def test_ntp_and_dns_servers_answer(plan, amap, step):
     step.note(f"NTP: {', '.join(plan.ntp)}; DNS: {', '.join(plan.dns)}")
     assert not silent, ("以下服务器无应答（UDP 探测），请检查网络或规划 / servers did not answer a UDP probe: "
                         + ", ".join(silent))
+
+
+def _already_deployed(api) -> bool:
+    try:
+        return bool(api.deploy_verify().get("is_deployed"))
+    except Exception:  # noqa: BLE001 - an unreachable host is reported by 01.hosts
+        return False

@@ -11,6 +11,7 @@ Models only -- no HTTP. ``responses.py`` maps routes onto these.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import ipaddress
 import itertools
@@ -105,6 +106,13 @@ def link_local(mac: str) -> str:
     b[0] ^= 0x02
     eui = bytes(b[:3]) + b"\xff\xfe" + bytes(b[3:])
     return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\x00" * 6 + eui))
+
+
+def ovsbr_name(cluster_name: str | None, vds_name: str) -> str:
+    """The OVS bridge of a VDS (``ovsbr-`` + 9 characters, as ``ovsbr-azpjnos8v`` in the guide): the
+    same on every host of the cluster, so the fisheye VDS ``ovsbr_name`` matches the hosts' scan."""
+    return "ovsbr-" + "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36]
+                              for b in _h("ovsbr", cluster_name or "", vds_name)[:9])
 
 
 def local_mac(*seed: object) -> str:
@@ -267,10 +275,7 @@ class SimHost:
         self.nics = [n for n in self.nics if n.kind == "physical"]
         extra: list[Nic] = []
         for vds_name, nics in fx["vdses"]:
-            first = self.nic(nics[0]) if nics else None
-            suffix = "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36] for b in _h(self.host_uuid, vds_name)[:9])
-            extra.append(Nic(f"ovsbr-{suffix}", first.hwaddr if first else local_mac(self.host_uuid, vds_name),
-                             None, None, True, False, False, kind="bridge"))
+            extra.append(self._bridge(ovsbr_name(cluster_name, vds_name), nics))
         extra.append(Nic("ovsbr-internal", local_mac(self.host_uuid, "ovsbr-internal"), None, None, True, False,
                          False, kind="bridge"))
         for name, ip in (("port-internal", "169.254.169.254"), ("port-mgt", self.mgmt_ip),
@@ -278,6 +283,33 @@ class SimHost:
             mac = local_mac(self.host_uuid, name)
             extra.append(Nic(name, mac, None, None, True, True, True, ipv4=ip, ipv6=link_local(mac), kind="port"))
         self.nics.extend(sorted(extra, key=lambda n: n.name))
+
+    def _bridge(self, name: str, nics: list[str] | tuple[str, ...]) -> Nic:
+        first = self.nic(nics[0]) if nics else None
+        return Nic(name, first.hwaddr if first else local_mac(self.host_uuid, name), None, None, True, False, False,
+                   kind="bridge")
+
+    def add_bridge(self, name: str, nics: list[str] | tuple[str, ...]) -> None:
+        """A VDS created after deployment (fisheye) adds its OVS bridge to the host."""
+        if self.nic(name) is None:
+            self.nics.append(self._bridge(name, nics))
+
+    def remove_bridge(self, name: str) -> None:
+        self.nics = [n for n in self.nics if not (n.name == name and n.kind == "bridge")]
+
+    def export_state(self) -> dict:
+        """Everything about the host, JSON-able (snapshots); :meth:`from_state` rebuilds it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, d: dict) -> SimHost:
+        d = dict(d)
+        d["nics"] = [Nic(**n) for n in d.get("nics", [])]
+        d["disks"] = [Disk(**x) for x in d.get("disks", [])]
+        for k in ("mgmt_nics", "storage_nics"):
+            d[k] = tuple(d.get(k) or ())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self) -> dict:
         return {"mgmt_ip": self.mgmt_ip, "host_uuid": self.host_uuid, "hostname": self.hostname,
@@ -408,6 +440,25 @@ class DeployOperation:
                 "fault_stage": self.fault_stage, "fault_rule": self.fault_rule, "total_stages": self.total_stages,
                 "state": p["state"], "current_stage": p["current_stage"], "stage_info": p["stage_info"],
                 "msg": p["msg"], "payload": self.payload}
+
+
+def _op_state(op: DeployOperation) -> dict:
+    d = dataclasses.asdict(op)
+    d["host_uuids"] = list(op.host_uuids)
+    d["stages"] = [list(x) for x in op.stages]
+    d["effects"] = {u: dict(fx, vdses=[[name, list(nics)] for name, nics in fx.get("vdses", [])])
+                    for u, fx in op.effects.items()}
+    return d
+
+
+def _op_from_state(d: dict) -> DeployOperation:
+    d = dict(d)
+    d["host_uuids"] = tuple(d.get("host_uuids") or ())
+    d["stages"] = tuple((str(n), float(t)) for n, t in d.get("stages") or ())
+    d["effects"] = {u: dict(fx, vdses=[(name, list(nics)) for name, nics in fx.get("vdses", [])])
+                    for u, fx in (d.get("effects") or {}).items()}
+    known = {f.name for f in dataclasses.fields(DeployOperation)}
+    return DeployOperation(**{k: v for k, v in d.items() if k in known})
 
 
 class DeployError(Exception):
@@ -897,6 +948,35 @@ class DeploymentModel:
             if not isinstance(r, dict) or not _ipv4(r.get("gateway")):
                 errs.append(f"network {nname}: route entries need an IPv4 gateway, got {r!r}")
         return errs
+
+    # ---- snapshot / restore
+    def export_state(self) -> dict:
+        """Restorable state (JSON-able; payloads are already redacted): hosts, operations, settings."""
+        self.settle()
+        with self.lock:
+            return {"hosts": [h.export_state() for h in self.hosts.values()],
+                    "operations": [_op_state(op) for op in self.operations],
+                    "l2_scan_blocked": self.l2_scan_blocked, "finished_status": self.finished_status}
+
+    def import_state(self, state: dict) -> list[str]:
+        """Restore :meth:`export_state` output over the seeded hosts. Hosts the snapshot has but
+        the world does not are skipped (returned as notes). Listeners do not fire for operations
+        that had already ended; a restored running operation ends (and notifies) as usual."""
+        notes = []
+        with self.lock:
+            for hd in state.get("hosts", []):
+                ip = hd.get("mgmt_ip")
+                if ip not in self.hosts:
+                    notes.append(f"snapshot host {ip} is not in this world; skipped")
+                    continue
+                self.hosts[ip] = SimHost.from_state(hd)
+            self.operations = [_op_from_state(o) for o in state.get("operations", [])]
+            self.l2_scan_blocked = bool(state.get("l2_scan_blocked", self.l2_scan_blocked))
+            self.finished_status = state.get("finished_status", self.finished_status)
+            top = max((int(m.group(1)) for op in self.operations
+                       for m in [re.match(r"^deploy-(\d+)$", op.id)] if m), default=0)
+            self._ids = itertools.count(top + 1)
+        return notes
 
     # ---- inspection
     def to_dict(self) -> dict:

@@ -1,0 +1,686 @@
+"""The suite's SSH client (paramiko): address map, host keys (TOFU), sudo with a PTY, passwords.
+
+    from clients.ssh import SshClient, can_login
+    with SshClient("10.0.20.11", amap=amap, username="smartx", password=pw,
+                   known_hosts=run_dir / "known_hosts") as ssh:
+        ssh.run("hostname", timeout=10).stdout
+        ssh.sudo("cat /etc/shadow", timeout=10)                      # PTY + password at sudo's prompt
+        ssh.change_password("root", new_root_pw, sudo_password=pw)    # root first ...
+        ssh.change_password("smartx", new_pw, sudo_password=pw)       # ... then the login user
+        ssh.write_file_sudo("/etc/resolv.conf", "nameserver 10.0.0.2\\n", sudo_password=new_pw)
+        for chunk in ssh.tail_follow("nohup.out", until="Install Operation Center Successfully",
+                                     sudo_password=pw, interval=5, timeout=1800): ...
+
+Every connection resolves ``(address, port, "tcp")`` through :meth:`AddressMap.resolve` before a
+socket is opened; host keys are recorded and checked under the *logical* address (the plan's), in
+an OpenSSH-compatible known_hosts file (``addr`` or ``[addr]:port``). Passwords are registered with
+:data:`REDACTOR` and never appear in commands, logs or exception text.
+
+What goes over the wire (exec requests; the login shell runs them):
+
+* ``run(cmd)``: ``cmd`` as given, no PTY (stdout and stderr separate).
+* ``sudo(cmd)``: ``sudo -S -p '<marker>' sh -c '<cmd>'`` with a PTY; the password is sent after
+  sudo shows the marker prompt (sudo has turned echo off by then). A PTY merges stderr into
+  stdout and turns ``\\n`` into ``\\r\\n``; the client undoes the latter. A second prompt (wrong
+  password) is answered with ``^D`` and raises :class:`SudoAuthError`.
+* ``change_password(user, pw)``: with a PTY, ``stty -echo && printf '%s\\n' <ready> && IFS= read -r p
+  && IFS= read -r l && printf '%s\\n%s\\n' "$p" "$l" | sudo -S -p '' chpasswd``; after the ready line
+  the client sends ``<sudo password>\\n<user>:<new password>\\n``. Neither password is on a command
+  line (not in ``ps``, not in sudo's log), the terminal does not echo them, and sudo reads its
+  password from the pipe, so no terminal flush can eat the second line. Logged in as root: the
+  same without ``sudo``.
+* ``write_file_sudo(path, text)``: ``sudo(printf '%s' <text> > <path>)`` (shlex-quoted).
+* ``read_file(path)``: ``cat -- <path>`` (or through ``sudo``).
+* ``read_from(path, offset)``: ``wc -c < <path> && tail -c +<offset+1> <path>`` (or through ``sudo``);
+  ``tail_follow`` polls it (each poll a short command, so a dropped connection just reconnects).
+
+Anything sudo prints before its first prompt (the first-use "lecture") is dropped from the output.
+:class:`HostPasswords` is guide §03 "批量配置主机密码" on top of this (idempotent, root first).
+"""
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+import secrets
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import paramiko
+
+from .addressing import AddressMap
+from .redact import REDACTOR
+
+log = logging.getLogger("smtx.ssh")
+
+SUDO_NO_TTY = "no tty present"
+SUDO_RETRY = "Sorry, try again."
+MAX_WRITE = 64 * 1024            # one shell argument (Linux MAX_ARG_STRLEN is 128 KiB)
+
+
+# --------------------------------------------------------------------------- errors
+class SshError(RuntimeError):
+    """Base of every SSH failure; the message is bilingual and already redacted."""
+
+    def __init__(self, message: str):
+        super().__init__(REDACTOR.text(message))
+
+
+class SshConnectError(SshError):
+    """The TCP connection or the SSH handshake failed."""
+
+
+class SshAuthError(SshError):
+    """The server rejected the user name / password."""
+
+
+class HostKeyChanged(SshError):
+    """The host's key differs from the one recorded on first contact."""
+
+    def __init__(self, address: str, port: int, name: str, known_hosts: str, old: paramiko.PKey,
+                 new: paramiko.PKey):
+        self.address, self.port, self.name, self.known_hosts = address, port, name, known_hosts
+        self.old_fingerprint, self.new_fingerprint = old.fingerprint, new.fingerprint
+        fix = f"ssh-keygen -R '{name}' -f '{known_hosts}'" if known_hosts != "(memory)" else "重新运行 / rerun"
+        super().__init__(
+            f"SSH 主机密钥已变化：{address}:{port} 记录的是 {old.get_name()} {old.fingerprint}，本次收到 "
+            f"{new.get_name()} {new.fingerprint}（记录于 {known_hosts}）。可能是主机已重装，也可能是连接被劫持。"
+            f"确认主机确实重装后，删除旧记录（{fix}）再重试；否则不要继续。"
+            f" / SSH HOST KEY CHANGED for {address}:{port}: recorded {old.get_name()} {old.fingerprint}, "
+            f"now offered {new.get_name()} {new.fingerprint} (known hosts: {known_hosts}). The host may have "
+            f"been reinstalled, or the connection is being intercepted. Only after confirming a reinstall, "
+            f"remove the old entry ({fix}) and rerun; otherwise stop here.")
+
+
+class SshTimeout(SshError):
+    """A command or a wait did not finish in time."""
+
+
+class SudoError(SshError):
+    """sudo refused to run the command (no terminal, not in sudoers, ...)."""
+
+
+class SudoAuthError(SudoError):
+    """sudo rejected the password."""
+
+
+class CommandError(SshError):
+    """A command exited with a non-zero status where success was required."""
+
+    def __init__(self, message: str, result: Result):
+        self.result = result
+        super().__init__(message)
+
+
+class RemoteFileNotFound(SshError, FileNotFoundError):
+    """The remote file does not exist."""
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Result:
+    exit_status: int            # -1: the server closed the channel without an exit status
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    data: bytes                 # bytes read
+    offset: int                 # next offset to read from
+    size: int                   # file size when read
+    text: str = ""              # data decoded as UTF-8 (tail_follow decodes across chunk boundaries)
+
+
+# --------------------------------------------------------------------------- host keys
+_KH_LOCK = threading.Lock()
+_MEMORY_KEYS = paramiko.HostKeys()      # used when no known_hosts file is given (per process)
+
+
+def known_hosts_name(address: str, port: int = 22) -> str:
+    """The known_hosts key of a logical address: ``addr`` for port 22, else ``[addr]:port``."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def _load_known(path: Path | None) -> paramiko.HostKeys:
+    if path is None:
+        return _MEMORY_KEYS
+    hk = paramiko.HostKeys()
+    if path.exists():
+        try:
+            hk.load(str(path))
+        except (OSError, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
+            raise SshError(f"无法读取 known_hosts 文件 {path}：{exc} / cannot read known_hosts {path}: {exc}") from None
+    return hk
+
+
+def _prefer_known_key_types(t: paramiko.Transport, address: str, port: int, path: Path | None) -> None:
+    """Ask for the key types already recorded for this host first (as OpenSSH does), so a host
+    with several host keys is checked against the one we know rather than reported as changed."""
+    with _KH_LOCK:
+        entries = _load_known(path).lookup(known_hosts_name(address, port))
+    if not entries:
+        return
+    sec = t.get_security_options()
+    wanted: list[str] = []
+    for kt in entries.keys():
+        wanted += ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if kt == "ssh-rsa" else [kt]
+    first = [k for k in wanted if k in sec.key_types]
+    if first:
+        sec.key_types = first + [k for k in sec.key_types if k not in first]
+
+
+def _check_host_key(address: str, port: int, key: paramiko.PKey, path: Path | None) -> bool:
+    """Raises HostKeyChanged on a mismatch; returns True when the key was recorded just now."""
+    name = known_hosts_name(address, port)
+    where = str(path) if path is not None else "(memory)"
+    with _KH_LOCK:
+        hk = _load_known(path)
+        entries = hk.lookup(name)
+        if entries:
+            same = entries.get(key.get_name())
+            if same is not None and same.asbytes() == key.asbytes():
+                return False
+            old = same if same is not None else next(iter(entries.values()))
+            raise HostKeyChanged(address, port, name, where, old, key)
+        if path is None:
+            hk.add(name, key.get_name(), key)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            line = paramiko.hostkeys.HostKeyEntry([name], key).to_line()
+            with open(path, "a+", encoding="utf-8") as f:
+                f.seek(0, 2)
+                if f.tell() > 0:
+                    f.seek(f.tell() - 1)
+                    if f.read(1) != "\n":
+                        f.write("\n")
+                f.write(line)
+    log.info("SSH 首次连接，记录主机密钥 / first contact, host key recorded: %s %s %s (%s)", name, key.get_name(),
+             key.fingerprint, where)
+    return True
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_password_text(pw: str, what: str) -> None:
+    if not isinstance(pw, str) or pw == "":
+        raise ValueError(f"{what} 不能为空 / {what} must be a non-empty string")
+    if any(ord(c) < 32 or ord(c) == 127 for c in pw):
+        raise ValueError(f"{what} 含控制字符（换行等），无法经终端输入 / {what} contains control characters "
+                         f"(newline, ...) that cannot be typed through a terminal")
+
+
+def _pty_text(raw: bytes) -> str:
+    return raw.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
+
+
+class _Matcher:
+    def __init__(self, until: str | re.Pattern | Callable[[str], bool] | None):
+        self.until = until
+
+    def __call__(self, text: str) -> bool:
+        u = self.until
+        if u is None:
+            return False
+        if callable(u) and not isinstance(u, re.Pattern):
+            return bool(u(text))
+        if isinstance(u, re.Pattern):
+            return u.search(text) is not None
+        return u in text
+
+
+# --------------------------------------------------------------------------- the client
+class SshClient:
+    """One SSH connection (opened on first use, reopened after ``close``)."""
+
+    def __init__(self, address: str, *, amap: AddressMap, username: str, password: str, port: int = 22,
+                 known_hosts: Path | str | None = None, timeout: float = 10):
+        self.address, self.port = str(address), int(port)
+        self.amap = amap
+        self.username = username
+        self.password = password
+        self.known_hosts = Path(known_hosts) if known_hosts is not None else None
+        self.timeout = float(timeout)
+        self._transport: paramiko.Transport | None = None
+        self._lock = threading.Lock()
+        REDACTOR.add(password)
+
+    # ---- naming
+    @property
+    def target(self) -> str:
+        return f"{self.username}@{self.address}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"<SshClient {self.target}>"
+
+    # ---- connection
+    def connect(self) -> SshClient:
+        with self._lock:
+            if self._transport is not None and self._transport.is_active():
+                return self
+            self._transport = None
+            host, port = self.amap.resolve(self.address, self.port, "tcp")   # before any socket exists
+            via = "" if (host, port) == (self.address, self.port) else f"，经 / via {host}:{port}"
+            where = f"{self.address}:{self.port}（用户 / user {self.username}{via}）"
+            try:
+                sock = socket.create_connection((host, port), timeout=self.timeout)
+            except OSError as exc:
+                raise SshConnectError(
+                    f"SSH 无法连接 {where}：{exc}。请确认主机已开机、sshd 正在运行、TCP {self.port} 可达。"
+                    f" / cannot connect to SSH at {self.address}:{self.port} as {self.username}: {exc}. Check that "
+                    f"the host is up, sshd is running and TCP {self.port} is reachable.") from None
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # small packets: no Nagle stalls
+            except OSError:
+                pass
+            t = paramiko.Transport(sock)
+            t.banner_timeout = t.handshake_timeout = t.auth_timeout = self.timeout
+            try:
+                _prefer_known_key_types(t, self.address, self.port, self.known_hosts)
+                try:
+                    t.start_client(timeout=self.timeout)
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    raise SshConnectError(
+                        f"SSH 握手失败 {where}：{exc}。该端口可能不是 SSH 服务，或连接被中断。"
+                        f" / SSH handshake with {self.address}:{self.port} as {self.username} failed: {exc}. "
+                        f"The port may not be an SSH server, or the connection was cut.") from None
+                _check_host_key(self.address, self.port, t.get_remote_server_key(), self.known_hosts)
+                try:
+                    t.auth_password(self.username, self.password)
+                except paramiko.AuthenticationException:
+                    raise SshAuthError(
+                        f"SSH 登录失败 {self.username}@{self.address}:{self.port}：用户名或密码错误（或该用户不允许"
+                        f"密码登录）。请核对规划表中的账号与密码；集群初始化后主机账号为默认密码。"
+                        f" / SSH authentication failed for {self.username}@{self.address}:{self.port}: wrong user "
+                        f"name or password (or password login is disabled for this user). Check the plan's "
+                        f"account; right after cluster init the host accounts still have the default one.") from None
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    raise SshConnectError(
+                        f"SSH 登录过程中连接中断 {where}：{exc} / the connection to {self.address}:{self.port} "
+                        f"broke during login as {self.username}: {exc}") from None
+            except BaseException:
+                t.close()
+                sock.close()
+                raise
+            t.set_keepalive(30)
+            self._transport = t
+            log.info("SSH 已连接 / connected: %s%s", self.target, f" (via {host}:{port})" if via else "")
+            return self
+
+    def close(self) -> None:
+        with self._lock:
+            t, self._transport = self._transport, None
+        if t is not None:
+            t.close()
+
+    def __enter__(self) -> SshClient:
+        return self.connect()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def host_key(self) -> paramiko.PKey | None:
+        t = self._transport
+        return t.get_remote_server_key() if t is not None else None
+
+    # ---- exec plumbing
+    def _exec(self, cmd: str, *, timeout: float, pty: bool = False, stdin: bytes | None = None,
+              on_output: Callable[[bytearray, paramiko.Channel], None] | None = None,
+              what: str | None = None, level: int = logging.INFO) -> tuple[int, bytes, bytes]:
+        self.connect()
+        assert self._transport is not None
+        shown = REDACTOR.text(what or cmd)
+        if len(shown) > 300:
+            shown = shown[:300] + f"… (+{len(shown) - 300} chars)"
+        try:
+            chan = self._transport.open_session(timeout=self.timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise SshConnectError(f"SSH 会话打开失败 {self.target}：{exc} / cannot open an SSH session on "
+                                  f"{self.target}: {exc}") from None
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            if pty:
+                chan.get_pty(term="vt100", width=500, height=50)
+            chan.exec_command(cmd)
+            if stdin is not None:
+                chan.sendall(stdin)
+                if not pty:
+                    chan.shutdown_write()
+            while True:
+                got = False
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    got = True
+                if got and on_output is not None:
+                    on_output(out, chan)
+                if chan.exit_status_ready() or chan.closed:
+                    if not chan.recv_ready() and not chan.recv_stderr_ready():
+                        break
+                    continue
+                if time.monotonic() > deadline:
+                    raise SshTimeout(
+                        f"SSH 命令超时（{timeout:g}s）{self.target}：{shown} / SSH command timed out after "
+                        f"{timeout:g}s on {self.target}: {shown}\n已收到输出 / output so far: "
+                        f"{_pty_text(bytes(out[-500:])) if pty else bytes(out[-500:]).decode('utf-8', 'replace')}")
+                if not got:                                  # wait for data (or EOF) without spinning
+                    wait = max(0.0, min(deadline - time.monotonic(), 0.5))
+                    if chan.eof_received:
+                        chan.status_event.wait(min(wait, 0.01))
+                    else:
+                        select.select([chan], [], [], wait)
+            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            if status == -1:                                 # no exit-status message (paramiko's -1)
+                t = self._transport
+                for _ in range(50):                          # the transport marks itself dead just after
+                    if t is None or not t.is_active() or chan.eof_received:    # unlinking its channels
+                        break
+                    time.sleep(0.002)
+                if t is None or not t.is_active() or not chan.eof_received:
+                    raise EOFError("the connection closed before the command reported an exit status")
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise SshConnectError(f"SSH 连接中断 {self.target}，命令：{shown}：{exc} / the SSH connection to "
+                                  f"{self.target} broke during: {shown}: {exc}") from None
+        finally:
+            chan.close()
+        log.log(level, "ssh %s%s $ %s -> exit %s", self.target, " (pty)" if pty else "", shown, status)
+        return status, bytes(out), bytes(err)
+
+    # ---- commands
+    def run(self, cmd: str, *, timeout: float = 60, stdin: str | bytes | None = None, pty: bool = False,
+            check: bool = False) -> Result:
+        """Run ``cmd`` (no PTY by default). ``stdin`` is sent and then EOF (with a PTY, EOF is only ``^D``)."""
+        data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
+        status, out, err = self._exec(cmd, timeout=timeout, pty=pty, stdin=data)
+        res = Result(status, REDACTOR.text(_pty_text(out) if pty else out.decode("utf-8", "replace")),
+                     REDACTOR.text(err.decode("utf-8", "replace")))
+        if check and not res.ok:
+            raise self._command_error(cmd, res)
+        return res
+
+    def _command_error(self, what: str, res: Result) -> CommandError:
+        return CommandError(
+            f"SSH 命令失败 {self.target}：{what} → 退出码 {res.exit_status}\n输出 / output: "
+            f"{(res.stdout + res.stderr).strip()[-2000:] or '(空 / empty)'}"
+            f" / SSH command failed on {self.target}: {what} -> exit {res.exit_status}", res)
+
+    def _sudo_exec(self, cmd: str, password: str | None, timeout: float,
+                   level: int = logging.INFO) -> tuple[int, bytes]:
+        """``sudo -S -p <marker> sh -c <cmd>`` with a PTY -> (status, output with ``\\r\\n`` undone)."""
+        pw = self.password if password is None else password
+        _check_password_text(pw, "sudo 密码 / sudo password")
+        REDACTOR.add(pw)
+        if self.username == "root":
+            status, out, err = self._exec(f"sh -c {shlex.quote(cmd)}", timeout=timeout, what=cmd, level=level)
+            return status, out + err
+        marker = f"SUDO-PROMPT-{secrets.token_hex(6)}:"
+        wire = f"sudo -S -p {shlex.quote(marker)} sh -c {shlex.quote(cmd)}"
+        mark = marker.encode()
+        state = {"prompts": 0}
+
+        def answer(out: bytearray, chan: paramiko.Channel) -> None:
+            n = out.count(mark)
+            while state["prompts"] < n:
+                state["prompts"] += 1
+                chan.sendall((pw + "\n").encode("utf-8") if state["prompts"] == 1 else b"\x04")
+
+        status, out, _ = self._exec(wire, timeout=timeout, pty=True, on_output=answer, what=f"sudo {cmd}",
+                                    level=level)
+        raw = out.replace(b"\r\n", b"\n")
+        if state["prompts"] == 1:
+            before, _, raw = raw.partition(mark)            # before: sudo's first-use lecture, if any
+            raw = raw[1:] if raw.startswith(b"\n") else raw  # the newline sudo prints after the password
+            if before.strip():
+                log.debug("ssh %s: sudo said before its prompt: %s", self.target, before.decode("utf-8", "replace"))
+        text = REDACTOR.text(raw.decode("utf-8", "replace"))
+        if state["prompts"] > 1:
+            raise SudoAuthError(
+                f"sudo 密码错误 {self.target}（命令：{cmd}）。请核对该用户当前密码（修改密码后要用新密码）。"
+                f" / sudo rejected the password on {self.target} (command: {cmd}). Check the user's current "
+                f"password (after a password change, use the new one).")
+        if status != 0 and state["prompts"] == 0 and text.lstrip().startswith("sudo:"):
+            raise SudoError(f"sudo 拒绝执行 {self.target}（命令：{cmd}）：{text.strip()[-500:]}"
+                            f" / sudo refused to run on {self.target} (command: {cmd}): {text.strip()[-500:]}")
+        if status != 0 and "is not in the sudoers file" in text:
+            raise SudoError(f"{self.username} 没有 sudo 权限 / {self.username} may not use sudo on "
+                            f"{self.target}: {text.strip()[-300:]}")
+        return status, raw
+
+    def sudo(self, cmd: str, *, password: str | None = None, timeout: float = 60, check: bool = False) -> Result:
+        """Run ``cmd`` as root: ``sudo -S -p <marker> sh -c <cmd>`` with a PTY, answering the prompt.
+
+        ``password``: the login user's password (default: the one used to log in). With a PTY,
+        stderr is merged into ``stdout``. Raises :class:`SudoAuthError` on a wrong password and
+        :class:`SudoError` when sudo refuses to run; the command's own failure is the result's
+        ``exit_status`` (or :class:`CommandError` with ``check=True``). Logged in as root, the
+        command runs without sudo (``sh -c``)."""
+        status, raw = self._sudo_exec(cmd, password, timeout)
+        res = Result(status, REDACTOR.text(raw.decode("utf-8", "replace")), "")
+        if check and not res.ok:
+            raise self._command_error(f"sudo {cmd}", res)
+        return res
+
+    def change_password(self, user: str, new_password: str, *, sudo_password: str | None = None,
+                        timeout: float = 60) -> None:
+        """Set ``user``'s password with ``chpasswd`` run through sudo (root logs in: directly).
+
+        ``sudo_password`` is the login user's *current* password (default: the login password).
+        Changing the login user's own password updates :attr:`password`; when changing both
+        root and the login user, change root first (or pass the new sudo password)."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_.-]*\$?", user or ""):
+            raise ValueError(f"用户名不合法 / invalid user name: {user!r}")
+        _check_password_text(new_password, "新密码 / new password")
+        REDACTOR.add(new_password)
+        ready = f"READY-{secrets.token_hex(6)}"
+        if self.username == "root":
+            cmd = (f"stty -echo && printf '%s\\n' {ready} && IFS= read -r l && printf '%s\\n' \"$l\" | chpasswd")
+            feed = f"{user}:{new_password}\n"
+        else:
+            sp = self.password if sudo_password is None else sudo_password
+            _check_password_text(sp, "sudo 密码 / sudo password")
+            REDACTOR.add(sp)
+            cmd = (f"stty -echo && printf '%s\\n' {ready} && IFS= read -r p && IFS= read -r l && "
+                   f"printf '%s\\n%s\\n' \"$p\" \"$l\" | sudo -S -p '' chpasswd")
+            feed = f"{sp}\n{user}:{new_password}\n"
+        sent = {"done": False}
+        marks = ((ready + "\r\n").encode(), (ready + "\n").encode())
+
+        def answer(out: bytearray, chan: paramiko.Channel) -> None:
+            if not sent["done"] and any(m in out for m in marks):
+                sent["done"] = True
+                chan.sendall(feed.encode("utf-8"))
+
+        what = f"change password of {user} (chpasswd)"
+        status, out, _ = self._exec(cmd, timeout=timeout, pty=True, on_output=answer, what=what)
+        text = REDACTOR.text(_pty_text(out).replace(ready + "\n", ""))
+        if status != 0:
+            if SUDO_RETRY in text or "incorrect password" in text:
+                raise SudoAuthError(
+                    f"修改 {user} 密码失败：{self.target} 的 sudo 密码错误。 / cannot change the password of {user}: "
+                    f"sudo rejected the password on {self.target}.")
+            if SUDO_NO_TTY in text or "sudoers" in text:
+                raise SudoError(f"修改 {user} 密码失败：sudo 拒绝执行 / cannot change the password of {user} on "
+                                f"{self.target}: sudo refused: {text.strip()[-300:]}")
+            raise CommandError(
+                f"修改 {user} 密码失败 {self.target}（退出码 {status}）：{text.strip()[-500:] or '(无输出 / no output)'}"
+                f" / changing the password of {user} on {self.target} failed (exit {status})",
+                Result(status, text, ""))
+        log.info("SSH 已修改密码 / password changed: %s on %s", user, self.target)
+        if user == self.username:
+            self.password = new_password
+
+    def write_file_sudo(self, path: str, content: str, *, sudo_password: str | None = None,
+                        timeout: float = 60) -> None:
+        """Replace ``path`` with ``content`` as root (``printf '%s' <content> > <path>`` via sudo)."""
+        if len(content.encode("utf-8")) > MAX_WRITE or "\0" in content:
+            raise ValueError(f"内容过大或含 NUL / content too large (> {MAX_WRITE} bytes) or contains NUL")
+        script = f"printf '%s' {shlex.quote(content)} > {shlex.quote(path)}"
+        res = self.sudo(script, password=sudo_password, timeout=timeout)
+        if not res.ok:
+            raise self._command_error(f"写入 / write {path}", res)
+
+    def read_file(self, path: str, *, sudo_password: str | None = None, timeout: float = 60) -> str:
+        """The text of a remote file (through sudo when ``sudo_password`` is given)."""
+        if sudo_password is not None:
+            res = self.sudo(f"cat -- {shlex.quote(path)}", password=sudo_password, timeout=timeout)
+        else:
+            res = self.run(f"cat -- {shlex.quote(path)}", timeout=timeout)
+        if not res.ok:
+            if "No such file" in res.stdout + res.stderr:
+                raise RemoteFileNotFound(f"远端文件不存在 / remote file not found: {self.address}:{path}")
+            raise self._command_error(f"读取 / read {path}", res)
+        return res.stdout
+
+    def read_from(self, path: str, offset: int = 0, *, sudo_password: str | None = None,
+                  timeout: float = 60) -> Chunk:
+        """Bytes of ``path`` from byte ``offset`` on. When the file shrank below ``offset``
+        (truncated or replaced) it is read again from 0."""
+        q = shlex.quote(path)
+        cmd = f"wc -c < {q} && tail -c +{int(offset) + 1} {q}"
+        if sudo_password is not None:
+            status, raw = self._sudo_exec(cmd, sudo_password, timeout, level=logging.DEBUG)
+        else:
+            status, out, err = self._exec(cmd, timeout=timeout, what=f"read {path} from {offset}", level=logging.DEBUG)
+            raw = out
+            if status != 0:
+                raw = out + err
+        if status != 0:
+            text = raw.decode("utf-8", "replace")
+            if "No such file" in text:
+                raise RemoteFileNotFound(f"远端文件不存在 / remote file not found: {self.address}:{path}")
+            raise self._command_error(f"读取 / read {path}", Result(status, REDACTOR.text(text), ""))
+        head, _, data = raw.partition(b"\n")
+        try:
+            size = int(head.strip() or b"0")
+        except ValueError:
+            raise SshError(f"无法解析 wc 输出 / unexpected wc output from {self.target}: {head[:100]!r}") from None
+        if size < offset:
+            log.info("ssh %s: %s shrank (%d < %d), reading from 0", self.target, path, size, offset)
+            return self.read_from(path, 0, sudo_password=sudo_password, timeout=timeout)
+        return Chunk(data, offset + len(data), size, REDACTOR.text(data.decode("utf-8", "replace")))
+
+    def tail_follow(self, path: str, *, offset: int = 0,
+                    until: str | re.Pattern | Callable[[str], bool] | None = None, interval: float = 2.0,
+                    timeout: float = 1800, sudo_password: str | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> Iterator[Chunk]:
+        """Follow a growing file by byte offset (like ``tail -f``, but each poll is a short command,
+        so a dropped connection just reconnects and continues). Yields every non-empty chunk;
+        stops after the chunk in which ``until`` (substring, regex or predicate over the recent
+        text) matches. Without ``until`` it stops at ``timeout``; with it, reaching ``timeout``
+        raises :class:`SshTimeout`. A file that does not exist yet counts as empty."""
+        match = _Matcher(until)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        window = ""
+        deadline = time.monotonic() + timeout
+        missing = False
+        while True:
+            try:
+                chunk = self.read_from(path, offset, sudo_password=sudo_password)
+                missing = False
+            except RemoteFileNotFound:
+                chunk, missing = None, True
+            except SshConnectError as exc:
+                log.warning("ssh %s: following %s: %s; reconnecting", self.target, path, exc)
+                chunk = None
+            if chunk is not None and chunk.data:
+                if chunk.offset - len(chunk.data) != offset:       # re-read from 0 after truncation
+                    decoder.reset()
+                    window = ""
+                offset = chunk.offset
+                text = decoder.decode(chunk.data)
+                window = (window + text)[-65536:]
+                yield Chunk(chunk.data, chunk.offset, chunk.size, REDACTOR.text(text))
+                if match(window):
+                    return
+            if time.monotonic() >= deadline:
+                if until is None:
+                    return
+                raise SshTimeout(
+                    f"等待 {self.address}:{path} 出现 {getattr(until, 'pattern', until)!r} 超时（{timeout:g}s，"
+                    f"已读到第 {offset} 字节{'，文件不存在' if missing else ''}） / timed out after {timeout:g}s "
+                    f"waiting for {getattr(until, 'pattern', until)!r} in {self.address}:{path} (read up to byte "
+                    f"{offset}{'; the file does not exist' if missing else ''}). Last lines: {window[-500:]}")
+            sleep(interval)
+
+
+def can_login(address: str, user: str, password: str, *, amap: AddressMap, port: int = 22,
+              known_hosts: Path | str | None = None, timeout: float = 10) -> bool:
+    """True when ``user``/``password`` logs in; False when the server rejects them. Network
+    errors, host-key changes and unroutable addresses raise (they say nothing about the password)."""
+    c = SshClient(address, amap=amap, username=user, password=password, port=port, known_hosts=known_hosts,
+                  timeout=timeout)
+    try:
+        c.connect()
+        return True
+    except SshAuthError:
+        return False
+    finally:
+        c.close()
+
+
+DEFAULT_HOST_PASSWORD = "P@ssw0rd!123"     # host accounts right after cluster init (field notes)
+
+
+class HostPasswords:
+    """Guide §03 "批量配置主机密码": set a host's admin (root) and SSH (smartx) passwords to the plan's.
+
+    Idempotent: a host whose SSH user already logs in with the planned password and whose admin
+    user does too counts as ``"already"``; otherwise the admin password is changed first (sudo
+    still takes the SSH user's current password), then the SSH user's own, and the SSH login
+    with the new password is checked. Returns ``"changed"`` or ``"already"``."""
+
+    def __init__(self, *, amap: AddressMap, known_hosts: Path | str | None, timeout: float = 10,
+                 default_password: str = DEFAULT_HOST_PASSWORD):
+        self.amap, self.known_hosts, self.timeout = amap, known_hosts, timeout
+        self.default_password = default_password
+        REDACTOR.add(default_password)
+
+    def _client(self, address: str, user: str, password: str) -> SshClient:
+        return SshClient(address, amap=self.amap, username=user, password=password, known_hosts=self.known_hosts,
+                         timeout=self.timeout)
+
+    def _login(self, address: str, user: str, password: str) -> bool:
+        return can_login(address, user, password, amap=self.amap, known_hosts=self.known_hosts, timeout=self.timeout)
+
+    def set_host_passwords(self, host) -> str:
+        address = str(host.mgmt_ip)
+        user, new_user_pw = host.ssh_user, host.ssh_password
+        admin, new_admin_pw = host.admin_user, host.admin_password
+        REDACTOR.add(new_user_pw, new_admin_pw)
+        if self._login(address, user, new_user_pw):
+            if admin == user or self._login(address, admin, new_admin_pw):
+                log.info("SSH %s: %s/%s 已是规划密码 / already have the planned passwords", address, user, admin)
+                return "already"
+            current = new_user_pw
+        elif self._login(address, user, self.default_password):
+            current = self.default_password
+        else:
+            raise SshAuthError(
+                f"{user}@{address}:22 既不能用规划密码也不能用部署后默认密码登录；请人工确认该主机的当前密码。"
+                f" / {user}@{address}:22 logs in neither with the planned password nor with the post-deploy "
+                f"default one; check the host's current password by hand.")
+        with self._client(address, user, current) as c:
+            if admin != user:
+                c.change_password(admin, new_admin_pw, sudo_password=current)
+            if current != new_user_pw:
+                c.change_password(user, new_user_pw, sudo_password=current)
+        if not self._login(address, user, new_user_pw):
+            raise SshAuthError(f"{user}@{address}:22 修改后仍无法用新密码登录 / {user}@{address}:22 does not log in "
+                               f"with the new password after the change")
+        log.info("SSH %s: 已修改 %s、%s 的密码 / passwords of %s and %s changed", address, admin, user, admin, user)
+        return "changed"

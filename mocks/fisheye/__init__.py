@@ -1,0 +1,7 @@
+"""SMTX OS cluster management API ("fisheye", guide §03): models + HTTP routes."""
+from .models import (DEFAULT_CHUNK_SIZE, DEFAULT_SESSION_TTL, FisheyeError, FisheyeModel, Job, Session, Upload,
+                     V3Error, Vds, Vlan, cpu_models_for)
+from .responses import FisheyeApp
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SESSION_TTL", "FisheyeApp", "FisheyeError", "FisheyeModel", "Job",
+           "Session", "Upload", "V3Error", "Vds", "Vlan", "cpu_models_for"]
