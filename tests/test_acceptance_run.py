@@ -5,10 +5,7 @@ started here with ``--simulator CONTROL_URL``, so the test can also assert on it
 """
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,26 +15,9 @@ from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
-ROOT = Path(__file__).resolve().parents[1]
+from .suite_runs import report_of, run_suite, state_of
+
 DEPLOY = "/api/v2/deployment/cluster"
-
-
-def run_suite(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, encoding="utf-8")
-
-
-def report_of(run_dir: Path) -> tuple[dict, str]:
-    """pytest-html keeps its data in a JSON blob; returns (data, the whole report as readable text)."""
-    import html as _html
-
-    page = (run_dir / "report.html").read_text(encoding="utf-8")
-    blob = json.loads(_html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
-    return blob, page + json.dumps(blob, ensure_ascii=False)
-
-
-def state_of(run_dir: Path) -> dict:
-    return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

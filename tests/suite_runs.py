@@ -1,0 +1,31 @@
+"""Helpers for tests that run the acceptance suite itself (real pytest processes against the simulator)."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_suite(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, encoding="utf-8")
+
+
+def state_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+
+
+def report_of(run_dir: Path) -> tuple[dict, str]:
+    """pytest-html keeps its data in a JSON blob; returns (data, the whole report as readable text)."""
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    return blob, page + json.dumps(blob, ensure_ascii=False)
+
+
+def outcomes(run_dir: Path) -> dict[str, str]:
+    return {k: v["outcome"] for k, v in state_of(run_dir)["steps"].items()}
