@@ -134,3 +134,22 @@ class FisheyeClient(EnvelopeClient):
 
     def delete_image(self, image_uuid: str) -> Any:
         return self.call("DELETE", f"/api/v2/images/{image_uuid}", idempotent=True)
+
+
+class SvtUpload:
+    """The SVT flavour of the upload API (guide §03) for clients.upload.upload_file."""
+
+    def __init__(self, fisheye: FisheyeClient):
+        self.fisheye = fisheye
+
+    def create(self, name: str, size: int) -> dict:
+        return self.fisheye.svt_create_volume(name, size)
+
+    def send(self, volume: dict, num: int, chunk) -> dict:
+        return self.fisheye.svt_upload_chunk(volume, num, chunk)
+
+    def delete(self, volume: dict) -> None:
+        try:
+            self.fisheye.delete_image(volume["image_uuid"])
+        except ApiError:
+            pass  # the volume may never have been registered; recreating it goes ahead

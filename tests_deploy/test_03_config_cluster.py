@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from clients.base import ApiError
+from clients.fisheye import SvtUpload
 from clients.upload import upload_file
 
 pytestmark = pytest.mark.stage03
@@ -193,21 +193,3 @@ def test_cpu_compatibility(fisheye, state, step):
     state.publish("cpu_model", got)
     assert got == models[0], f"CPU 兼容性 {got} ≠ 推荐 {models[0]} / CPU compatibility differs from the recommended"
 
-
-class SvtUpload:
-    """The SVT flavour of the upload API (guide §03): create_volume, upload_template, delete image."""
-
-    def __init__(self, fisheye):
-        self.fisheye = fisheye
-
-    def create(self, name, size):
-        return self.fisheye.svt_create_volume(name, size)
-
-    def send(self, volume, num, chunk):
-        return self.fisheye.svt_upload_chunk(volume, num, chunk)
-
-    def delete(self, volume):
-        try:
-            self.fisheye.delete_image(volume["image_uuid"])
-        except ApiError:
-            pass  # the volume may never have been registered; recreation goes ahead
