@@ -157,3 +157,16 @@ def test_write_back_updates_the_users_workbook_and_still_resumes(tmp_path_factor
         assert list(user_plan.parent.glob("plan.backup-*.xlsx")), "the original is kept beside it"
         again = run_suite("--plan", str(user_plan), "--simulator", sim.control_url, "--resume", str(run_dir))
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-1000:]
+
+
+def test_a_changed_ssh_host_key_on_a_later_run_fails_the_step(plan_file, tmp_path):
+    plan, _ = load(plan_file)
+    with _sim(plan_file) as sim:
+        first = _run(sim, plan_file, tmp_path / "r1", "-m", "stage01 or stage02 or stage03")
+        assert first.returncode == 0, first.stdout[-3000:]
+        assert str(plan.hosts[0].mgmt_ip) in (tmp_path / "r1" / "known_hosts").read_text()
+        ssh_service(sim, str(plan.hosts[2].mgmt_ip)).rotate_host_key()  # host reinstalled, or an impostor
+        second = _run(sim, plan_file, tmp_path / "r2", "-m", "stage01 or stage02 or stage03")
+    assert second.returncode == 1
+    assert outcomes(tmp_path / "r2")["03.host_passwords"] == "failed"
+    assert str(plan.hosts[2].mgmt_ip) in second.stdout and "ssh-keygen -R" in second.stdout
