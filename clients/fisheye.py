@@ -129,6 +129,34 @@ class FisheyeClient(EnvelopeClient):
                                  "image_uuid": volume["image_uuid"]},
                          files={"file": (chunk.name, chunk, "application/octet-stream")}, timeout=300)
 
+    # --- ISO upload and VMs (guide §04) -----------------------------------------
+    def iso_create_volume(self, name: str, size: int, description: str = "") -> dict:
+        return self.call("POST", "/api/v2/images/upload/volume", params={
+            "name": name, "size": size, "device": "nfs", "description": description, "task_id": 2})
+
+    def iso_upload_chunk(self, volume: dict, chunk_num: int, chunk) -> dict:
+        return self.call("POST", "/api/v2/images/upload",
+                         params={"zbs_volume_id": volume["zbs_volume_id"], "chunk_num": chunk_num,
+                                 "image_uuid": volume["image_uuid"]},
+                         files={"file": (chunk.name, chunk, "application/octet-stream")}, timeout=300)
+
+    def storage_policies(self) -> list[dict]:
+        data = self.call("GET", "/api/v2/storage_policies")
+        return data.get("storage_policies", data) if isinstance(data, dict) else (data or [])
+
+    def list_vms(self) -> list[dict]:
+        data = self.call("GET", "/api/v2/vms")
+        return data.get("vms", data) if isinstance(data, dict) else (data or [])
+
+    def create_vm(self, body: dict) -> dict:
+        return self.call("POST", "/api/v2/vms", json_body=body)
+
+    def get_vm(self, uuid: str) -> dict:
+        return self.call("GET", f"/api/v2/vms/{uuid}")
+
+    def update_vm(self, uuid: str, body: dict) -> dict:
+        return self.call("PUT", f"/api/v2/vms/{uuid}", json_body=body)
+
     def list_images(self) -> list[dict]:
         return (self.call("GET", "/api/v2/images") or {}).get("images") or []
 
@@ -153,3 +181,13 @@ class SvtUpload:
             self.fisheye.delete_image(volume["image_uuid"])
         except ApiError:
             pass  # the volume may never have been registered; recreating it goes ahead
+
+
+class IsoUpload(SvtUpload):
+    """The ISO flavour of the upload API (guide §04): upload volume (nfs), chunks, delete."""
+
+    def create(self, name: str, size: int) -> dict:
+        return self.fisheye.iso_create_volume(name, size, description="cloudtower os image")
+
+    def send(self, volume: dict, num: int, chunk) -> dict:
+        return self.fisheye.iso_upload_chunk(volume, num, chunk)

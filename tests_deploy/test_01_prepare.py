@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from clients.cloudtower import DEFAULT_ROOT_PASSWORD as CLOUDTOWER_DEFAULT
 from plan.render import format_table
 
 pytestmark = [pytest.mark.stage01, pytest.mark.preflight]
@@ -12,6 +13,13 @@ pytestmark = [pytest.mark.stage01, pytest.mark.preflight]
 def test_plan_validates(run, step):
     """规划表校验无错误 / The planning workbook validates without errors"""
     step.save("findings.txt", format_table(run.findings) + "\n\n" + format_table(run.findings, "en"))
+    ct = run.plan.cloudtower
+    if ct.web_password and ct.web_password != CLOUDTOWER_DEFAULT:
+        warning = (f"CloudTower 管理员密码（{ct.ref('web_password')}）与默认值不同，但部署 API 只能把 root 设为默认密码，"
+                   f"请交付后在 CloudTower 中手动修改 / the CloudTower admin password ({ct.ref('web_password')}) differs "
+                   f"from the default, which is all this API can set: change it in CloudTower after handover")
+        step.note(warning)
+        run.state.publish("warnings", sorted(set(run.state.get("warnings", [])) | {warning}))
     errors = [f for f in run.findings if f.is_error]
     assert not errors, "规划表有错误，修正后重跑 / the plan has errors; fix them and rerun:\n" + format_table(errors)
 

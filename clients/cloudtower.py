@@ -1,0 +1,97 @@
+"""CloudTower: GraphQL first-run setup (``POST /api``) and REST v2 (``POST /v2/api/<name>``), guide §04.
+
+Always https: CloudTower redirects http to https and a POST that follows the redirect becomes a GET,
+so a login sent to http:// silently fails (field notes). REST sends the token as the raw
+``Authorization`` header, without "Bearer" (wire-format notes).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from .base import ApiClient, ApiError, _excerpt
+from .redact import REDACTOR
+
+# The guide's fixed encoded root password: CloudTower's root starts as HC!r0cks, which this API cannot change.
+GUIDE_ENCODED_ROOT_PASSWORD = ("NzllNTE3NTgxYWY5NDY3ODM4ZTczMTg1MDc4YmM3YzQ6eVpSSTlodUNxNDBNL3J4ZTViZ1dqZz09")
+DEFAULT_ROOT_PASSWORD = "HC!r0cks"
+
+Q_CREATE_ROOT = ("mutation createRootUser($root_password: String!, $now: DateTime!) {\n  createUser(data: {name: "
+                 "\"root\", source: LOCAL, role: ROOT, username: \"root\", display_username: \"root\", password: "
+                 "$root_password, password_recover_qa: {enabled: false, items: []}, password_updated_at: $now}, "
+                 "effect: {encoded: true}) {\n    id\n    __typename\n  }\n}\n")
+Q_CREATE_ORG = ("mutation createOrganization($data: OrganizationCreateInput!) {\n  createOrganization(data: $data) "
+                "{\n    id\n    __typename\n  }\n}\n")
+Q_CHECK_SETUP = ("query checkTowerIsSetup {\n  organizations(first: 1) {\n    id\n    name\n    __typename\n  }\n  "
+                 "userCreated {\n    created\n    __typename\n  }\n}\n")
+Q_NTP = ("mutation updateCloudTowerNtpUrl($data: NtpCommonUpdateInput!) {\n  updateCloudTowerNtpUrl(data: $data) {\n"
+         "    ntp_service_url\n    __typename\n  }\n}\n")
+Q_LICENSE = ("query deployedLicense {\n  deploys(first: 1) {\n    id\n    license {\n      id\n      license_serial\n"
+             "      maintenance_end_date\n      maintenance_start_date\n      max_chunk_num\n      max_cluster_num\n"
+             "      max_vm_num\n      used_vm_num\n      sign_date\n      expire_date\n      software_edition\n"
+             "      type\n      vendor\n      __typename\n    }\n    __typename\n  }\n}\n")
+
+
+class GraphQLError(ApiError):
+    pass
+
+
+class CloudTowerClient(ApiClient):
+    family = "cloudtower"
+    default_hint = "检查 CloudTower 服务状态（安装是否完成、443 端口）/ check the CloudTower service (install done, port 443)"
+
+    def __init__(self, address: str, **kw):
+        self.address = str(address)
+        self.token: str | None = None
+        REDACTOR.add(DEFAULT_ROOT_PASSWORD)
+        super().__init__(f"https://{self.address}", **kw)
+
+    # --- GraphQL ----------------------------------------------------------------
+    def graphql(self, operation: str, query: str, variables: dict | None = None, *, mutation: bool = False) -> dict:
+        body = {"operationName": operation, "variables": variables or {}, "query": query}
+        headers = {"Authorization": self.token} if self.token else None
+        resp = self.request("POST", "/api", json_body=body, headers=headers, idempotent=not mutation)
+        data = self.check(resp) or {}
+        if data.get("errors"):
+            raise GraphQLError("POST", self.url("/api"), resp.status_code, _excerpt(resp.content),
+                               f"GraphQL {operation} 返回错误 / returned errors", ec=operation)
+        return data.get("data") or {}
+
+    def create_root_user(self) -> dict:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return self.graphql("createRootUser", Q_CREATE_ROOT,
+                            {"root_password": GUIDE_ENCODED_ROOT_PASSWORD, "now": now}, mutation=True)
+
+    def create_organization(self, name: str) -> dict:
+        return self.graphql("createOrganization", Q_CREATE_ORG, {"data": {"name": name}}, mutation=True)
+
+    def tower_setup(self) -> dict:
+        return self.graphql("checkTowerIsSetup", Q_CHECK_SETUP)
+
+    def update_ntp(self, servers: list[str]) -> str:
+        data = self.graphql("updateCloudTowerNtpUrl", Q_NTP, {"data": {"ntp_service_url": ",".join(servers)}},
+                            mutation=True)
+        return (data.get("updateCloudTowerNtpUrl") or {}).get("ntp_service_url") or ""
+
+    def deployed_license(self) -> dict:
+        deploys = self.graphql("deployedLicense", Q_LICENSE).get("deploys") or []
+        return (deploys[0].get("license") or {}) if deploys else {}
+
+    # --- REST v2 ------------------------------------------------------------------
+    def login(self, username: str = "root", password: str = DEFAULT_ROOT_PASSWORD) -> str:
+        resp = self.request("POST", "/v2/api/login", json_body={"username": username, "password": password,
+                                                                "source": "LOCAL"})
+        body = self.check(resp, hint="CloudTower 登录失败 / CloudTower login failed") or {}
+        token = (body.get("data") or {}).get("token")
+        if not token:
+            raise ApiError("POST", self.url("/v2/api/login"), resp.status_code, _excerpt(resp.content),
+                           "登录响应没有 token / the login answer has no token")
+        REDACTOR.add(token)
+        self.token = token
+        return token
+
+    def rest(self, name: str, body: Any = None, *, mutation: bool = False) -> Any:
+        """POST /v2/api/<name> with the raw token; get-* calls are idempotent (and retried), others not."""
+        resp = self.request("POST", f"/v2/api/{name}", json_body={} if body is None else body,
+                            headers={"Authorization": self.token or ""}, idempotent=not mutation)
+        return self.check(resp)
