@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--preset-hostnames", action="store_true",
                        help="hosts report their planned hostname before deployment")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    from .presets import PRESETS
+    serve.add_argument("--preset", choices=PRESETS,
+                       help="fast-forward the world first (cloudtower-ready: stages 01-04 done; see mocks/presets.py)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -53,12 +56,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         sim.start()
+        summary = None
+        if args.preset:
+            from .presets import PresetError, apply_preset
+            try:
+                summary = apply_preset(sim, args.preset)
+            except PresetError as exc:
+                print(f"cannot apply preset {args.preset}: {exc}", file=sys.stderr)
+                return 2
         print(f"SMTX OS simulator: plan {args.plan} ({len(sim.hosts)} hosts), time_scale {args.time_scale}, "
               f"disk layout {sim.world.disk_layout}")
         print(f"control:   {sim.control_url}/_sim")
         print(f"ca bundle: {sim.ca_bundle}")
         print(f"token:     x-smartx-token: {sim.deploy_token}")
         print(format_address_map(sim))
+        if summary is not None:
+            import json
+
+            from .presets import format_access
+            print(f"preset {args.preset}: {json.dumps(summary, ensure_ascii=False)}")
+            print("requests are routed by the local port; send the simulated address as the Host header:")
+            print(format_access(sim))
         print("serving; press Ctrl-C to stop", flush=True)
         while True:
             time.sleep(0.5)

@@ -30,6 +30,8 @@ VIP_PORTS = ((80, "http"), (443, "https"))      # fisheye on the VIP; tcp/22 bel
 
 
 from .ssh import install as _install_ssh  # noqa: E402 - SSH family wiring
+from .vms import install as _install_vms  # noqa: E402 - VMs family wiring (guide §04)
+from .cloudtower_install import install as _install_cloudtower_install  # noqa: E402 - CloudTower installer (§04)
 
 
 class SimState:
@@ -46,7 +48,7 @@ class SimState:
 
     def settle(self) -> None:
         """Let every family apply the effects of long operations that ended by now."""
-        for m in self.families.values():
+        for m in list(self.families.values()):       # a family may register another while settling
             fn = getattr(m, "settle", None)
             if fn:
                 fn()
@@ -112,7 +114,9 @@ class Simulator:
                   load_env_faults=load_env_faults, secrets=_plan_secrets(plan))
         try:
             sim.seed(plan, disk_layout=disk_layout, preset_hostnames=preset_hostnames)
+            _install_vms(sim)                       # before SSH: on restore, guests' SSH services exist first
             _install_ssh(sim)
+            _install_cloudtower_install(sim)
             if snapshot is not None:
                 sim.restore(snapshot)
         except BaseException:
@@ -278,6 +282,9 @@ class Simulator:
             notes.append("the snapshot was taken for a different plan (sha256 differs); restoring what matches")
         self.clock.restore(float(r["sim_now"]), r.get("skew"))
         saved = r.get("families") or {}
+        if "cloudtower" in saved and "cloudtower" not in self.state.families:   # registered by start(), not here
+            from .cloudtower import ensure_family
+            ensure_family(self)
         for name, model in list(self.state.families.items()):       # registration order: deployment first
             if name in saved and callable(getattr(model, "import_state", None)):
                 notes += list(model.import_state(saved[name]) or [])

@@ -60,6 +60,11 @@ MAX_CHUNKS = 1_000_000
 IPMI_PORT = 623
 PBKDF2_ITERATIONS = 20_000
 SVT_IMAGE_DIR = "/usr/share/smartx/images/vmtools"
+# image uploads: "SVT" (guide §03, /api/v2/svt_image/*) and "ISO" (guide §04, /api/v2/images/upload*)
+UPLOAD_KINDS = ("SVT", "ISO")
+ISCSI_IQN = "iqn.2016-02.com.smartx:system"       # the guide's ISO image_path: iscsi://<iqn>:zbs-iscsi-datastore-<uuid>/<lun>
+FIRST_ISCSI_LUN = 64                               # the guide's samples show LUNs 67..225
+ISO_DEVICES = ("nfs",)                             # the guide: "device ... 只支持 nfs"
 
 # VLAN ``type``: 3 is the guide's (a VM / business network). 1 and 2 are the simulator's choice for
 # the system networks the deployment creates (management, storage).
@@ -269,11 +274,22 @@ class Vlan:
                 "vm_templates_count": 0, "dhcp_config": None}
 
 
-# --------------------------------------------------------------------------- SVT uploads
+# --------------------------------------------------------------------------- image uploads (SVT, ISO)
+def iscsi_datastore(cluster_name: str | None) -> str:
+    """The cluster's iSCSI datastore name, ``zbs-iscsi-datastore-<uuid>`` (stable per cluster)."""
+    return "zbs-iscsi-datastore-" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"smtx-sim://datastore/{cluster_name or ''}"))
+
+
+def iscsi_path(cluster_name: str | None, lun: int) -> str:
+    """``iscsi://iqn.2016-02.com.smartx:system:zbs-iscsi-datastore-<uuid>/<lun>`` (the guide's image_path)."""
+    return f"iscsi://{ISCSI_IQN}:{iscsi_datastore(cluster_name)}/{int(lun)}"
+
+
 @dataclass
 class Upload:
-    """One SVT upload volume. ``received[i]`` counts the accepted receipts of chunk ``i``;
-    ``digests[i]`` is the SHA-256 of the last accepted chunk ``i``. Bytes are never kept."""
+    """One upload volume: an SVT image (``kind="SVT"``, guide §03) or an ISO image (``kind="ISO"``,
+    guide §04). ``received[i]`` counts the accepted receipts of chunk ``i``; ``digests[i]`` is the
+    SHA-256 of the last accepted chunk ``i``. Bytes are never kept."""
 
     image_uuid: str
     zbs_volume_id: str
@@ -285,7 +301,12 @@ class Upload:
     digests: list[str | None] = field(default_factory=list)
     bytes_received: int = 0
     rejected: int = 0                    # chunk uploads answered 400 (wrong size / index)
-    status: str = "uploading"            # uploading | ready (an SVT image) | deleted
+    status: str = "uploading"            # uploading | ready (an image) | deleted
+    kind: str = "SVT"                    # SVT | ISO
+    path: str = ""                       # ISO: the iscsi:// image path; "" = the SVT path
+    description: str = ""
+    device: str = ""                     # ISO: the upload's storage type (nfs)
+    created_wall: int = 0                # wall-clock UNIX seconds (GET /api/v2/images "time")
 
     @property
     def chunks(self) -> int:
@@ -293,7 +314,7 @@ class Upload:
 
     @property
     def image_path(self) -> str:
-        return f"{SVT_IMAGE_DIR}/{self.image_uuid}"
+        return self.path or f"{SVT_IMAGE_DIR}/{self.image_uuid}"
 
     @property
     def to_upload(self) -> list[int]:
@@ -315,8 +336,16 @@ class Upload:
 
     def image(self) -> dict:
         return {"uuid": self.image_uuid, "name": self.name, "size": self.size, "path": self.image_path,
-                "type": "SVT_IMAGE" if self.status == "ready" else "UPLOADING", "status": self.status,
+                "type": f"{self.kind}_IMAGE" if self.status == "ready" else "UPLOADING", "status": self.status,
                 "zbs_volume_id": self.zbs_volume_id, "chunk_size": self.chunk_size, "to_upload": self.to_upload}
+
+    def listed(self) -> dict:
+        """The guide's ``GET /api/v2/images`` item (§04 sample; same keys for SVT images)."""
+        return {"description": self.description, "file_name": self.image_uuid, "md5": None, "name": self.name,
+                "os": None, "path": self.image_path, "resource_state": "in-use", "size": self.size,
+                "time": self.created_wall or int(self.created), "type": f"{self.kind}_IMAGE",
+                "uuid": self.image_uuid, "vm_snapshots_count": 0, "vm_templates_count": 0, "vms_count": 0,
+                "zbs_volume_id": self.zbs_volume_id}
 
 
 @dataclass
@@ -356,6 +385,7 @@ class FisheyeModel:
         self.vlans: dict[str, Vlan] = {}
         self.jobs: dict[str, Job] = {}
         self.uploads: dict[str, Upload] = {}
+        self._iscsi_lun = FIRST_ISCSI_LUN - 1             # last LUN handed out (ISO images, VM disks)
         self.ipmi_accounts: dict[str, dict] = {}
         self.broken_bmcs: set[str] = set()
         self._bmc: dict[str, tuple[str, str, str]] = {}     # mgmt ip -> (bmc ip, user, salted digest)
@@ -889,8 +919,13 @@ class FisheyeModel:
             self.vlans[vlan.uuid] = vlan
             return vlan.view()
 
-    # ------------------------------------------------------------------ SVT upload
-    def create_volume(self, name: str | None, size: str | None) -> dict:
+    # ------------------------------------------------------------------ image uploads (SVT §03, ISO §04)
+    def create_volume(self, name: str | None, size: str | None, *, kind: str = "SVT", description: str | None = "",
+                      device: str | None = None) -> dict:
+        """A new upload volume; the same accounting serves SVT (``/api/v2/svt_image/create_volume``) and
+        ISO uploads (``/api/v2/images/upload/volume``). ISO volumes get an ``iscsi://`` image path."""
+        if kind not in UPLOAD_KINDS:
+            raise ValueError(f"unknown upload kind {kind!r}")
         if not name:
             raise _invalid("query parameter name is required")
         try:
@@ -899,23 +934,49 @@ class FisheyeModel:
             raise _invalid(f"query parameter size {size!r} must be the file size in bytes") from None
         if n <= 0:
             raise _invalid(f"size must be > 0, got {n}")
+        if kind == "ISO" and device not in (None, "") and device not in ISO_DEVICES:
+            raise _invalid(f"device {device!r} is not supported; the upload volume's device must be one of "
+                           f"{', '.join(ISO_DEVICES)}")
         chunk = int(self.chunk_size)
         chunks = math.ceil(n / chunk)
         if chunks > MAX_CHUNKS:
             raise _invalid(f"size {n} needs {chunks} chunks of {chunk} bytes; at most {MAX_CHUNKS}")
         up = Upload(str(uuid.uuid4()), str(uuid.uuid4()), name, n, chunk, self.clock.now(),
-                    received=[0] * chunks, digests=[None] * chunks)
+                    received=[0] * chunks, digests=[None] * chunks, kind=kind, description=description or "",
+                    device=(device or "nfs") if kind == "ISO" else "", created_wall=int(self.clock.wall()))
         with self.lock:
+            if kind == "ISO":
+                up.path = iscsi_path(self.cluster["name"] if self.cluster else None, self.next_iscsi_lun())
             self.uploads[up.image_uuid] = up
         return up.volume()
 
-    def upload_target(self, zbs_volume_id: str | None, image_uuid: str | None, chunk_num: str | None
-                      ) -> tuple[Upload, int]:
-        """Validate an upload_template call before its body is read; returns (upload, chunk index)."""
+    def next_iscsi_lun(self) -> int:
+        """The next free LUN of the cluster's iSCSI datastore (ISO images; the VMs family's disks too)."""
+        with self.lock:
+            used = [self._lun_of(u.path) for u in self.uploads.values()]
+            self._iscsi_lun = max([self._iscsi_lun, FIRST_ISCSI_LUN - 1] + [x for x in used if x is not None]) + 1
+            return self._iscsi_lun
+
+    def note_iscsi_lun(self, lun: int) -> None:
+        """A LUN already in use (restored VM disks): later LUNs are handed out above it."""
+        with self.lock:
+            self._iscsi_lun = max(self._iscsi_lun, int(lun))
+
+    @staticmethod
+    def _lun_of(path: str) -> int | None:
+        tail = path.rsplit("/", 1)[-1] if path.startswith("iscsi://") else ""
+        return int(tail) if tail.isdigit() else None
+
+    def upload_target(self, zbs_volume_id: str | None, image_uuid: str | None, chunk_num: str | None,
+                      kind: str | None = None) -> tuple[Upload, int]:
+        """Validate a chunk upload before its body is read; returns (upload, chunk index). ``kind``:
+        the route's upload kind (an SVT volume's chunk sent to the ISO route is refused, and back)."""
         with self.lock:
             up = self.uploads.get(image_uuid or "")
             if up is None or up.status == "deleted":
                 raise _invalid(f"image_uuid {image_uuid!r} is not an upload volume")
+            if kind is not None and up.kind != kind:
+                raise _invalid(f"image {image_uuid} is an {up.kind} upload volume, not an {kind} one")
             if zbs_volume_id != up.zbs_volume_id:
                 raise _invalid(f"zbs_volume_id {zbs_volume_id!r} does not belong to image {image_uuid}")
             try:
@@ -963,23 +1024,36 @@ class FisheyeModel:
             up.status = "deleted"
         return {}
 
-    def upload_by_name(self, name: str) -> Upload | None:
-        """The latest upload volume of that file name that was not deleted."""
+    def upload_by_name(self, name: str, kind: str | None = None) -> Upload | None:
+        """The latest upload volume of that file name that was not deleted (of that kind, if given)."""
         with self.lock:
-            ups = [u for u in self.uploads.values() if u.name == name and u.status != "deleted"]
+            ups = [u for u in self.uploads.values() if u.name == name and u.status != "deleted"
+                   and (kind is None or u.kind == kind)]
             return max(ups, key=lambda u: u.created) if ups else None
 
     def list_images(self) -> list[dict]:
-        """GET /api/v2/images: the guide's image objects for finished uploads."""
-        return [{"description": "", "file_name": u.image_uuid, "md5": None, "name": u.name, "os": None,
-                 "path": u.image_path, "resource_state": "in-use", "size": u.size, "time": int(u.created),
-                 "type": "SVT_IMAGE", "uuid": u.image_uuid, "vm_snapshots_count": 0, "vm_templates_count": 0,
-                 "vms_count": 0, "zbs_volume_id": u.zbs_volume_id} for u in self.svt_images]
+        """GET /api/v2/images: the guide's image objects for finished uploads (SVT and ISO)."""
+        with self.lock:
+            return [u.listed() for u in self.uploads.values() if u.status == "ready"]
 
     @property
     def svt_images(self) -> list[Upload]:
         with self.lock:
-            return [u for u in self.uploads.values() if u.status == "ready"]
+            return [u for u in self.uploads.values() if u.status == "ready" and u.kind == "SVT"]
+
+    @property
+    def iso_images(self) -> list[Upload]:
+        with self.lock:
+            return [u for u in self.uploads.values() if u.status == "ready" and u.kind == "ISO"]
+
+    def image_by_path(self, path: Any, kinds: tuple[str, ...] = UPLOAD_KINDS) -> Upload | None:
+        """The finished image whose ``path`` (as ``GET /api/v2/images`` and the upload volume show it) is
+        ``path``; None when no such image exists (e.g. deleted, or still uploading)."""
+        if not isinstance(path, str) or not path:
+            return None
+        with self.lock:
+            return next((u for u in self.uploads.values()
+                         if u.status == "ready" and u.kind in kinds and u.image_path == path), None)
 
     # ------------------------------------------------------------------ snapshot / restore
     def export_state(self) -> dict:

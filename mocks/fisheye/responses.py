@@ -18,6 +18,9 @@ GET     /api/v2/network/vds/{uuid}                          one VDS with vlans_c
 GET     /api/v2/network/vds/{uuid}/vlans | POST            VLANs of a VDS / create one
 POST    /api/v2/svt_image/create_volume?name=&size=         SVT upload volume
 POST    /api/v2/svt_image/upload_template?zbs_volume_id=&chunk_num=&image_uuid=   one chunk (multipart)
+POST    /api/v2/images/upload/volume?name=&size=&device=nfs&description=&task_id=   ISO upload volume (§04)
+POST    /api/v2/images/upload?zbs_volume_id=&chunk_num=&image_uuid=        one ISO chunk (multipart, §04)
+GET     /api/v2/images                                      finished images (SVT and ISO)
 GET     /api/v2/images/{image_uuid} | DELETE                the image / delete it (simulator: GET is extra)
 GET     /api/v2/elf/cluster_recommended_cpu_models          {"cpu_models": [...]}
 GET     /api/v2/elf/cluster_cpu_compatibility | PUT         {"cpu_model": ...}
@@ -66,6 +69,8 @@ class FisheyeApp(App):
         a("POST", "/api/v2/network/vds/{vds_uuid}/vlans", self.create_vlan)
         a("POST", "/api/v2/svt_image/create_volume", self.create_volume)
         a("POST", "/api/v2/svt_image/upload_template", self.upload_template, stream=True)
+        a("POST", "/api/v2/images/upload/volume", self.create_iso_volume)
+        a("POST", "/api/v2/images/upload", self.upload_iso_chunk, stream=True)
         a("GET", "/api/v2/images", self.list_images)
         a("GET", "/api/v2/images/{image_uuid}", self.get_image)
         a("DELETE", "/api/v2/images/{image_uuid}", self.delete_image)
@@ -199,9 +204,16 @@ class FisheyeApp(App):
         return self._call(self.model.create_volume, req.arg("name"), req.arg("size"))
 
     def upload_template(self, req: Request) -> Response:
-        """One chunk, multipart/form-data field ``file``; streamed: counted and hashed, never kept."""
+        """One SVT chunk, multipart/form-data field ``file``; streamed: counted and hashed, never kept."""
+        return self._receive_chunk(req, "SVT", lambda up, i, volume: volume)
+
+    def _receive_chunk(self, req: Request, kind: str, answer) -> Response:
+        """One chunk of an upload volume of ``kind`` (the SVT and ISO routes share the accounting):
+        multipart/form-data field ``file``, streamed -- counted and hashed, never kept.
+        ``answer(upload, chunk_num, volume)`` shapes the success ``data``."""
         try:
-            up, i = self.model.upload_target(req.arg("zbs_volume_id"), req.arg("image_uuid"), req.arg("chunk_num"))
+            up, i = self.model.upload_target(req.arg("zbs_volume_id"), req.arg("image_uuid"), req.arg("chunk_num"),
+                                             kind)
         except FisheyeError as exc:
             return fail(exc.ec, exc.msg, exc.status)          # the server discards the unread body
         boundary = boundary_of(req.header("Content-Type"))
@@ -223,10 +235,25 @@ class FisheyeApp(App):
         if not found:
             self.model.reject_chunk(up)
             return fail(EC_BAD_REQUEST, "multipart body has no field 'file'")
-        return self._call(self.model.accept_chunk, up, i, size, digest.hexdigest())
+        return self._call(lambda: answer(up, i, self.model.accept_chunk(up, i, size, digest.hexdigest())))
+
+    # ------------------------------------------------------------------ ISO upload (guide §04)
+    def create_iso_volume(self, req: Request) -> Response:
+        """The upload volume of an ISO. Answered with ``"error": null`` as the guide's sample shows."""
+        try:
+            vol = self.model.create_volume(req.arg("name"), req.arg("size"), kind="ISO",
+                                           description=req.arg("description", ""), device=req.arg("device"))
+        except FisheyeError as exc:
+            return fail(exc.ec, exc.msg, exc.status)
+        return Response.json({"data": vol, "ec": "EOK", "error": None})
+
+    def upload_iso_chunk(self, req: Request) -> Response:
+        """One ISO chunk; answers the guide's ``{"chunk_num", "to_upload"}``."""
+        return self._receive_chunk(req, "ISO", lambda up, i, volume: {"chunk_num": i,
+                                                                      "to_upload": volume["to_upload"]})
 
     def list_images(self, req: Request) -> Response:
-        """The guide's §04 image list: finished images (SVT here; ISO images when that family lands)."""
+        """The guide's §04 image list: finished images, SVT (``type: SVT_IMAGE``) and ISO (``ISO_IMAGE``)."""
         return ok({"images": self.model.list_images()})
 
     def get_image(self, req: Request) -> Response:

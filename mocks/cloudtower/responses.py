@@ -1,0 +1,169 @@
+"""HTTP side of a simulated CloudTower.
+
+* :class:`CloudTowerApp` on ``(ip, 443)`` (https): ``POST /api`` (GraphQL), ``POST /v2/api/<call>`` (REST),
+  ``GET /`` (the web UI's index: a 200 page, what "is 443 answering" probes see).
+* :class:`HttpRedirectApp` on ``(ip, 80)`` (http): every request answers ``301`` with
+  ``Location: https://<ip><path>[?query]`` (nginx ``return 301 https://$host$request_uri``). A client
+  that follows it turns a POST into a GET, and ``GET /v2/api/login`` is a 404: the field note's
+  "login sent to http:// silently fails".
+
+While the tower warms up (:meth:`CloudTowerModel.set_warmup`) every https request -- any path --
+answers the nginx 503 page (text/html): tcp/443 accepts before the API answers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from http.cookies import SimpleCookie
+
+from ..core import App, Request, Response
+from . import graphql, rest
+from .models import CloudTowerModel, RestError, Unauthenticated
+
+log = logging.getLogger("mocks")
+
+_NGINX = ("<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1>"
+          "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+_REASONS = {301: "Moved Permanently", 302: "Found", 502: "Bad Gateway", 503: "Service Temporarily Unavailable",
+            504: "Gateway Time-out"}
+UI_INDEX = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>CloudTower</title></head>"
+            "<body><div id=\"root\"></div></body></html>")
+
+
+def nginx_page(status: int, headers: dict | None = None) -> Response:
+    body = _NGINX.format(code=status, reason=_REASONS.get(status, "Error"))
+    return Response(status, body, content_type="text/html", headers=headers)
+
+
+def _json(status: int, obj) -> Response:
+    return Response.json(obj, status)
+
+
+class CloudTowerApp(App):
+    name = "cloudtower"
+
+    def __init__(self, tower: CloudTowerModel):
+        super().__init__()
+        self.tower = tower
+        self.add("POST", "/api", self.graphql)
+        self.add("GET", "/api", self.graphql_get)
+        self.add("POST", "/v2/api/{call}", self.rest)
+        self.add("GET", "/", self.index)
+
+    # ------------------------------------------------------------------ cross-cutting
+    @staticmethod
+    def _is_graphql(req: Request) -> bool:
+        return req.path == "/api"
+
+    def _warm(self) -> Response | None:
+        if self.tower.warming():
+            return nginx_page(self.tower.warmup_status)
+        return None
+
+    def before(self, req: Request) -> Response | None:
+        self.tower.settle()
+        return self._warm()
+
+    def not_found(self, req: Request) -> Response:
+        return self._warm() or _json(404, rest.error_body(404, f"Cannot {req.method} {req.path}", req.path))
+
+    def method_not_allowed(self, req: Request, allowed: set[str]) -> Response:
+        # express-style: a route that exists for another method is simply not found
+        return self._warm() or _json(404, rest.error_body(404, f"Cannot {req.method} {req.path}", req.path))
+
+    def fault_response(self, req: Request, action: dict) -> Response:
+        status = int(action.get("status", 500))
+        body = action.get("body")
+        msg = action.get("msg") or f"injected fault {action.get('envelope_error') or status}"
+        if body is None:
+            if self._is_graphql(req):
+                body = {"errors": [{"message": msg, "extensions": {"code": action.get("envelope_error")
+                                                                    or "INTERNAL_SERVER_ERROR"}}]}
+            else:
+                body = rest.error_body(status, msg, req.path, action.get("envelope_error"))
+        return Response(status, body, headers=action.get("headers"))
+
+    def error(self, req: Request, exc: BaseException) -> Response:
+        msg = f"simulator internal error: {type(exc).__name__}: {exc}"
+        if self._is_graphql(req):
+            return _json(500, {"errors": [{"message": msg, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]})
+        return _json(500, rest.error_body(500, msg, req.path))
+
+    @staticmethod
+    def _body(req: Request):
+        """``(parsed, None)`` or ``(None, message)``; an empty body parses as None."""
+        if not req.body:
+            return None, None
+        try:
+            return json.loads(req.body.decode("utf-8")), None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, f"the request body is not JSON: {exc}"
+
+    @staticmethod
+    def _cookie_sid(req: Request) -> str | None:
+        raw = req.header("Cookie")
+        if not raw:
+            return None
+        c = SimpleCookie()
+        try:
+            c.load(raw)
+        except Exception:          # noqa: BLE001 - a malformed cookie is no session
+            return None
+        m = c.get("connect.sid")
+        return m.value if m else None
+
+    # ------------------------------------------------------------------ routes
+    def index(self, req: Request) -> Response:
+        return Response(200, UI_INDEX, content_type="text/html; charset=utf-8")
+
+    def graphql_get(self, req: Request) -> Response:
+        return _json(400, {"errors": [{"message": "GET query missing: POST the operation as JSON "
+                                                  "{operationName, variables, query}",
+                                       "extensions": {"code": "BAD_REQUEST"}}]})
+
+    def graphql(self, req: Request) -> Response:
+        body, problem = self._body(req)
+        if problem:
+            return _json(400, {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]})
+        status, out, headers = graphql.execute(self.tower, body, req, auth_header=req.header("Authorization"),
+                                               cookie_sid=self._cookie_sid(req))
+        return Response.json(out, status, headers=headers or None)
+
+    def rest(self, req: Request) -> Response:
+        name = req.params["call"]
+        call = rest.REST_CALLS.get(name)
+        if call is None:
+            log.warning("sim: CloudTower REST call %s is not simulated -> 404", name)
+            return _json(404, rest.error_body(404, f"Cannot POST {req.path}", req.path))
+        body, problem = self._body(req)
+        if problem:
+            return _json(400, rest.error_body(400, problem, req.path))
+        user_id = None
+        if call.auth:
+            try:
+                user_id = self.tower.authenticate(req.header("Authorization"))
+            except Unauthenticated as exc:
+                return _json(401, rest.error_body(401, f"Unauthorized: {exc}", req.path))
+        try:
+            out = rest.dispatch(self.tower, name, body, rest.RestCtx(user_id, req.operation_fault, req))
+        except RestError as exc:
+            return _json(exc.status, rest.error_body(exc.status, exc.message, req.path, exc.code, exc.props))
+        return _json(200, out)
+
+
+class HttpRedirectApp(App):
+    """tcp/80 of a CloudTower: nginx's blanket redirect to https."""
+
+    name = "cloudtower-http"
+
+    def __init__(self, ip: str, status: int = 301):
+        super().__init__()
+        self.ip = ip
+        self.status = status
+
+    def resolve(self, method: str, path: str):
+        return self.redirect, {}, set()
+
+    def redirect(self, req: Request) -> Response:
+        location = f"https://{self.ip}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
+        return nginx_page(self.status, headers={"Location": location})

@@ -1,0 +1,147 @@
+"""CloudTower REST v2 (``POST /v2/api/<call>``), per the wire-format reference (the SDK's shapes).
+
+Every call is a POST with a JSON body. A registry maps the call name to a handler and its kind:
+
+* ``login``  -- ``{username, password, source}`` -> ``{"data": {"token"}, "task_id": null}`` (no auth);
+* ``get``    -- body ``{where, orderBy, first, skip, last}`` (``{}`` or an empty body: everything) ->
+  a JSON **list** (filtering: :mod:`mocks.cloudtower.filters`);
+* ``create`` -- body a JSON **list** of creation parameters -> a list of ``{"data", "task_id"}``
+  (a bare object is refused with 400: the guide prints bare objects, the real API takes lists);
+* ``action`` -- body ``{where, data}`` -> a list of ``{"data", "task_id"}`` (none implemented yet).
+
+Every call but ``login`` needs ``Authorization: <token>`` -- the raw token, no ``Bearer``; otherwise
+401. Errors: ``{"message", "status", "path", "code"?, "props"?}`` with that HTTP status.
+
+Adding a call (later stages)::
+
+    @rest_call("create-vm-vlan", kind="create")
+    def create_vm_vlan(tower, items, ctx):  # -> list of {"data", "task_id"}
+        ...
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .filters import FilterError, select
+from .models import CloudTowerModel, RestError
+
+
+@dataclass
+class RestCtx:
+    user_id: str | None
+    fault: dict | None            # an 'operation' fault rule's action that fired on this call
+    request: Any
+
+
+@dataclass
+class RestCall:
+    name: str
+    kind: str                     # login | get | create | action
+    handler: Callable
+    auth: bool = True
+    typename: str = "object"
+
+
+REST_CALLS: dict[str, RestCall] = {}
+
+
+def rest_call(name: str, *, kind: str, auth: bool = True, typename: str = "object"):
+    if kind not in ("login", "get", "create", "action"):
+        raise ValueError(f"unknown REST call kind {kind!r}")
+
+    def deco(fn):
+        REST_CALLS[name] = RestCall(name, kind, fn, auth, typename)
+        return fn
+    return deco
+
+
+def error_body(status: int, message: str, path: str, code: str | None = None, props: dict | None = None) -> dict:
+    body: dict[str, Any] = {"message": message, "status": status, "path": path}
+    if code:
+        body["code"] = code
+    if props:
+        body["props"] = props
+    return body
+
+
+def dispatch(tower: CloudTowerModel, name: str, body: Any, ctx: RestCtx) -> Any:
+    """Run call ``name`` (auth already checked by the caller). Raises :class:`RestError`."""
+    call = REST_CALLS[name]
+    if call.kind == "get":
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise RestError(400, f"{name}: the body must be a JSON object {{where, orderBy, first, skip}}")
+        items = call.handler(tower, ctx)
+        try:
+            return select(items, body, typename=call.typename)
+        except FilterError as exc:
+            raise RestError(400, f"{name}: {exc}") from None
+    if call.kind == "create":
+        if not isinstance(body, list):
+            raise RestError(400, f"{name}: the body must be a JSON array of creation parameters "
+                                 f"(got {type(body).__name__ if body is not None else 'no body'})")
+        return call.handler(tower, body, ctx)
+    if call.kind == "action":
+        if not isinstance(body, dict) or "where" not in body:
+            raise RestError(400, f"{name}: the body must be a JSON object {{where, data}}")
+        return call.handler(tower, body, ctx)
+    return call.handler(tower, body, ctx)
+
+
+# =========================================================================== calls
+@rest_call("login", kind="login", auth=False)
+def login(tower: CloudTowerModel, body: Any, ctx: RestCtx) -> dict:
+    if not isinstance(body, dict):
+        raise RestError(400, "login: the body must be a JSON object {username, password, source}")
+    unknown = set(body) - {"username", "password", "source", "mfa_type", "auth_config_id"}
+    if unknown:
+        raise RestError(400, f"login: unknown field(s) {sorted(unknown)} for LoginInput")
+    token = tower.login(body.get("username"), body.get("password"), body.get("source", "LOCAL"))
+    return {"data": {"token": token}, "task_id": None}
+
+
+@rest_call("get-organizations", kind="get", typename="Organization")
+def get_organizations(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_organizations()
+
+
+@rest_call("get-datacenters", kind="get", typename="Datacenter")
+def get_datacenters(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_datacenters()
+
+
+@rest_call("create-datacenter", kind="create")
+def create_datacenter(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[dict]:
+    return tower.create_datacenters(items, ctx.user_id, ctx.fault)
+
+
+@rest_call("get-clusters", kind="get", typename="Cluster")
+def get_clusters(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_clusters()
+
+
+@rest_call("connect-cluster", kind="create")
+def connect_cluster(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[dict]:
+    return tower.connect_clusters(items, ctx.user_id, ctx.fault)
+
+
+@rest_call("get-tasks", kind="get", typename="Task")
+def get_tasks(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_tasks()
+
+
+@rest_call("get-hosts", kind="get", typename="Host")
+def get_hosts(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_hosts()
+
+
+@rest_call("get-vdses", kind="get", typename="Vds")
+def get_vdses(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_vdses()
+
+
+@rest_call("get-vlans", kind="get", typename="Vlan")
+def get_vlans(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
+    return tower.list_vlans()

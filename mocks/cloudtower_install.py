@@ -1,0 +1,529 @@
+"""The CloudTower installer inside the CloudTower VM (guide §04), run over SSH.
+
+    from mocks.cloudtower_install import install
+    install(sim)          # once (Simulator.from_plan does it): sim.install; every CloudTower guest's SSH
+                          # service gets the two programs below when it comes up
+
+What the guest understands (besides the SSH family's built-in shell: ``sudo``, ``sh -c``, ``printf``,
+``echo``, ``cat``, ``tail``, ``wc``, ``nohup``, redirections, ``&&``, ``&`` ...):
+
+* ``/usr/share/smartx/tower/preinstall.sh`` -- run as root (``sudo sh PATH``, ``sudo PATH``,
+  ``sudo bash PATH``): prints a few lines and prepares the machine; exit 0.
+* ``/usr/share/smartx/tower/installer/binary/installer deploy`` -- run as root, normally as the
+  guide does: ``sudo sh /usr/share/smartx/tower/preinstall.sh && sudo nohup sudo
+  /usr/share/smartx/tower/installer/binary/installer deploy &`` (``nohup`` appends to ``nohup.out``
+  in the current directory, root-owned, mode 0600: ``/home/cloudtower/nohup.out`` for the
+  ``cloudtower`` user). The log grows with simulated time (:attr:`InstallModel.duration_s`, default
+  1200 s) and ends with ``Install Operation Center Successfully``; then
+  ``mocks.cloudtower.service.start(sim, ip)`` brings CloudTower's HTTPS (443) up on the VM's address.
+
+The installer *fails* at once (an ``[ERROR]`` line, then ``Install Operation Center Failed``; exit 1)
+when, at its start, ``/etc/resolv.conf`` lacks a ``nameserver`` line for any of the plan's DNS servers
+(field notes: write resolv.conf before running the installer), or when ``preinstall.sh`` has not run.
+
+Knobs (``sim.install``) and the equivalent fault rules (method ``INSTALLER``; ``path`` globs the
+installer's command line ``/usr/share/smartx/tower/installer/binary/installer deploy``; ``address`` is
+the VM's address; checked once per installer start):
+
+======================================  =====================================================  =========
+knob                                    fault rule action                                      effect
+======================================  =====================================================  =========
+``fail_with = "<error line>"``          ``{"operation": "fail", "msg": "<error line>"}``       the log shows progress, then the error line and ``Install Operation Center Failed``; stops
+``stall = True``                        ``{"operation": "stuck"}``                             the log stops growing about halfway; never finishes
+``never_open_443 = True``               ``{"operation": "stuck", "stage": "https"}``           the log ends with the success line, but 443 never opens
+``duration_s = 1200.0``                                                                        simulated seconds of a successful install
+``service_warmup_s = 0.0``                                                                     > 0: ``start(..., warmup=N)`` (443 answers 503 that long)
+======================================  =====================================================  =========
+
+Knobs stay set until changed (a rerun fails again); a fault rule fires per its ``times``/``nth``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger("mocks")
+
+PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"
+INSTALLER = "/usr/share/smartx/tower/installer/binary/installer"
+INSTALL_COMMAND = f"{INSTALLER} deploy"
+DONE_LINE = "Install Operation Center Successfully"
+FAILED_LINE = "Install Operation Center Failed"
+DEFAULT_INSTALL_S = 1200.0
+GUIDE_COMMAND = f"sudo sh {PREINSTALL} && sudo nohup sudo {INSTALLER} deploy &"
+FAULT_METHOD = "INSTALLER"
+_NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)\s*$", re.M)
+_VERSION = re.compile(r"(\d+\.\d+\.\d+)")
+
+# (fraction of the install, what is logged); the images and pods lines are expanded below
+_STEPS = [
+    (0.000, "[INFO] [precheck] checking the environment"),
+    (0.002, "[INFO] [precheck] cpu: {cpu} cores, memory: {mem:.1f} GiB, disk: {disk:.1f} GiB ... ok"),
+    (0.004, "[INFO] [precheck] name resolution: nameserver {dns} (/etc/resolv.conf) ... ok"),
+    (0.006, "[INFO] [precheck] time synchronisation ... ok"),
+    (0.010, "[INFO] [k3s] installing k3s v1.24.17+k3s1"),
+    (0.060, "[INFO] [k3s] k3s is running"),
+    ("images", None),
+    (0.480, "[INFO] [db] initialising postgresql"),
+    (0.520, "[INFO] [db] postgresql is ready"),
+    ("charts", None),
+    ("pods", None),
+    (0.985, "[INFO] [post] registering the Operation Center service"),
+    (0.995, "[INFO] Operation Center is ready: https://{ip}"),
+]
+_IMAGES = ["tower-api", "tower-web", "tower-worker", "tower-gateway", "graphql-server", "prisma", "postgresql",
+           "redis", "prometheus", "alertmanager", "grafana", "loki", "nginx", "license-server", "task-manager",
+           "event-collector", "vm-tools-agent", "backup-plugin", "observability-agent", "upgrade-center"]
+_CHARTS = ["infra", "database", "tower-core", "tower-web", "monitoring", "logging", "license", "gateway"]
+
+
+_FAULT_LOCK = threading.Lock()
+
+
+def installer_fault(faults, address: str):
+    """The fault rule that fires for an installer start at ``address``: only rules whose ``method``
+    names ``INSTALLER`` apply (``path`` globs ``INSTALL_COMMAND``); counted like ``Faults.match``."""
+    chosen = None
+    with _FAULT_LOCK:
+        for r in faults.rules:
+            if not r.method or FAULT_METHOD not in {m.strip().upper() for m in r.method.split("|")}:
+                continue
+            if not r.selects(FAULT_METHOD, INSTALL_COMMAND, address, 22):
+                continue
+            r.matches += 1
+            if chosen is None and r._fires_now():
+                r.hits += 1
+                chosen = r
+    if chosen is not None:
+        log.info("sim fault %s fires on the CloudTower installer @ %s -> %s", chosen.id, address, chosen.action)
+    return chosen
+
+
+def plan_dns(sim) -> list[str]:
+    return [str(x) for x in (getattr(getattr(sim, "plan", None), "dns", None) or ())]
+
+
+def nameservers(resolv: str) -> list[str]:
+    return _NAMESERVER.findall(resolv or "")
+
+
+def default_start_service(sim, ip: str, setup: dict | None = None, warmup: float = 0.0) -> bool:
+    """``mocks.cloudtower.service.start(sim, ip[, setup=...][, warmup=...])`` -- the CloudTower service
+    family's entry point (HTTPS 443: REST ``/v2/api/*`` and GraphQL ``/api``). False when that family
+    is not there (443 then stays closed)."""
+    try:
+        from .cloudtower import service
+    except ImportError as exc:
+        log.warning("sim install: mocks.cloudtower.service is not available (%s); CloudTower's 443 on %s stays "
+                    "closed", exc, ip)
+        return False
+    kw: dict[str, Any] = {}
+    if setup is not None:
+        kw["setup"] = setup
+    if warmup:
+        kw["warmup"] = float(warmup)
+    service.start(sim, ip, **kw)
+    return True
+
+
+@dataclass
+class InstallRun:
+    """One start of the installer on one address."""
+
+    address: str
+    started: float                  # simulated seconds
+    started_wall: float             # UNIX seconds (log timestamps)
+    duration: float                 # simulated seconds of a successful install
+    outcome: str                    # success | failed | stalled
+    lines: list[list] = field(default_factory=list)   # [[offset_s, text], ...] the whole log of this run
+    log_path: str | None = None     # the file the output goes to (nohup.out); None: a terminal
+    https: bool = True              # success opens 443 (False: never_open_443 / the 'https' stage fault)
+    fault_rule: str | None = None
+    finished: bool = False          # success applied (the service was started)
+
+    @property
+    def end(self) -> float:
+        """Offset of the last line (the log stops growing there)."""
+        return self.lines[-1][0] if self.lines else 0.0
+
+    def text(self, elapsed: float) -> str:
+        return "".join(t + "\n" for off, t in self.lines if off <= elapsed)
+
+
+@dataclass
+class TimedLog:
+    """A log file the installer writes (nohup.out): what it held before, then lines stamped with the
+    simulated time they appear at. Several runs (and the refusals of a second run) append to the same
+    file without freezing each other (the SSH family's files freeze when something else appends)."""
+
+    address: str
+    path: str
+    prefix: str = ""
+    entries: list[list] = field(default_factory=list)    # [[sim_time, text], ...] in time order
+
+    def add(self, at: float, text: str) -> None:
+        self.entries.append([at, text])
+        self.entries.sort(key=lambda e: e[0])
+
+    def text(self, now: float) -> str:
+        return self.prefix + "".join(t + "\n" for at, t in self.entries if at <= now)
+
+
+class InstallModel:
+    """``sim.install``: CloudTower installs per address, their logs and outcomes."""
+
+    family = "cloudtower_install"
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.clock = sim.clock
+        self.lock = threading.RLock()
+        # ---- knobs
+        self.duration_s = DEFAULT_INSTALL_S
+        self.fail_with: str | None = None
+        self.stall = False
+        self.never_open_443 = False
+        self.service_warmup_s = 0.0         # > 0: 443 accepts but answers 503 that long (the service's warmup)
+        # ---- how the service starts; presets put the setup to pass in service_setup[address]
+        self.start_service: Callable[..., Any] = default_start_service
+        self.service_setup: dict[str, dict] = {}
+        # ---- state
+        self.preinstalled: set[str] = set()
+        self.runs: list[InstallRun] = []
+        self.logs: dict[tuple[str, str], TimedLog] = {}
+        self._providers: dict[tuple[str, str], Callable[[float], str]] = {}
+        self.services_started: list[str] = []
+
+    # ------------------------------------------------------------------ guest wiring
+    def attach(self, address: str) -> None:
+        """Give the CloudTower guest at ``address`` (its SSH service exists) the two programs."""
+        from .ssh import ssh_service
+
+        svc = ssh_service(self.sim, address)
+        svc.register_command(PREINSTALL, self._preinstall)
+        svc.register_command(INSTALLER, self._installer)
+        if not svc.fs.exists(PREINSTALL):
+            svc.fs.write(PREINSTALL, "#!/bin/sh\n# CloudTower preinstall (simulated)\n", mode=0o755)
+            svc.fs.write(INSTALLER, b"\x7fELF (simulated CloudTower installer)\n", mode=0o755)
+
+    # ------------------------------------------------------------------ programs
+    def _preinstall(self, inv) -> int:
+        if inv.user != "root":
+            return inv.fail(f"{PREINSTALL}: this script must be run as root")
+        addr = inv.service.address
+        for line in ("[preinstall] checking the operating system: openEuler 20.03 (LTS-SP3) ... ok",
+                     "[preinstall] setting kernel parameters ... ok",
+                     "[preinstall] disabling firewalld and selinux ... ok",
+                     "[preinstall] preparing /usr/share/smartx/tower ... ok",
+                     "[preinstall] done"):
+            inv.out.write(line + "\n")
+        with self.lock:
+            self.preinstalled.add(addr)
+        return 0
+
+    def _installer(self, inv) -> int:
+        args = inv.argv[1:]
+        if args != ["deploy"]:
+            return inv.fail(f"Usage: {INSTALLER} deploy", 2)
+        if inv.user != "root":
+            return inv.fail("installer: permission denied: run it as root (sudo)")
+        addr = inv.service.address
+        self.settle()
+        now = self.clock.now()
+        with self.lock:
+            busy = next((r for r in self.runs if r.address == addr and r.outcome in ("success", "stalled")
+                         and not r.finished), None)
+            done = next((r for r in self.runs if r.address == addr and r.outcome == "success" and r.finished), None)
+        path = getattr(inv.out, "path", None)
+        log_ = self._open_log(inv.service, path) if path and path != "/dev/null" else None
+        stamp = self._stamp(self.clock.wall())
+        if busy is not None or done is not None:
+            if busy is not None:
+                msg = [f"{stamp} [ERROR] another installation is in progress (started at "
+                       f"{self._stamp(busy.started_wall)}); exiting"]
+            else:
+                msg = [f"{stamp} [INFO] Operation Center is already installed on this machine", DONE_LINE]
+            if log_ is not None:
+                for line in msg:
+                    log_.add(now, line)
+            else:
+                inv.out.write("".join(line + "\n" for line in msg))
+            return 1 if busy is not None else 0
+        run = InstallRun(addr, now, self.clock.wall(), float(self.duration_s), "success",
+                         log_path=log_.path if log_ is not None else None)
+        self._plan_run(run, inv.fs.text("/etc/resolv.conf") if inv.fs.is_file("/etc/resolv.conf") else "")
+        with self.lock:
+            self.runs.append(run)
+            if log_ is not None:
+                for off, line in run.lines:
+                    log_.add(run.started + off, line)
+        if log_ is None:
+            inv.out.write(run.text(0.0))           # a terminal: what is there at once (the rest is not kept)
+        log.info("sim install: installer started on %s -> %s%s", addr, run.outcome,
+                 "" if run.https else " (443 will not open)")
+        return 1 if run.outcome == "failed" and run.end == 0 else 0
+
+    def _open_log(self, svc, path: str) -> TimedLog:
+        """The timed log behind ``path`` on that guest, (re)attached to the file when the file is not
+        ours any more (created anew, or someone else appended to it)."""
+        key = (svc.address, path)
+        with self.lock:
+            log_ = self.logs.get(key)
+            f = svc.fs.stat(path)
+            if log_ is None or f is None or f.provider is not self._providers.get(key):
+                log_ = self.logs[key] = TimedLog(svc.address, path, prefix=svc.fs.text(path) if f else "")
+                self._attach_log(svc.fs, log_)
+            return log_
+
+    def _attach_log(self, fs, log_: TimedLog) -> None:
+        key = (log_.address, log_.path)
+        st = fs.stat(log_.path)
+        owner, mode = (st.owner, st.mode) if st is not None else ("root", 0o600)
+
+        def provider(_elapsed: float, log_=log_) -> str:
+            self._on_read(log_.address)
+            return log_.text(self.clock.now())
+
+        fs.provide(log_.path, provider, owner=owner, mode=mode)
+        fs.stat(log_.path).owner, fs.stat(log_.path).mode = owner, mode
+        self._providers[key] = provider
+
+    # ------------------------------------------------------------------ the run's log
+    def _plan_run(self, run: InstallRun, resolv: str) -> None:
+        """Decide the outcome (preinstall, DNS, fault rules, knobs) and lay out the whole log."""
+        dur = run.duration
+        version = self._version(run.address)
+        head = [[0.0, f"[INFO] Start to install Operation Center {version}"]]
+        wanted, have = plan_dns(self.sim), nameservers(resolv)
+        missing = [d for d in wanted if d not in have]
+        if run.address not in self.preinstalled:
+            run.outcome, run.https = "failed", False
+            run.lines = head + [[0.0, f"[ERROR] [precheck] the environment is not prepared: run {PREINSTALL} "
+                                      f"first"], [0.0, FAILED_LINE]]
+            self._stamp_lines(run)
+            return
+        if missing:
+            run.outcome, run.https = "failed", False
+            run.lines = head + [
+                [0.0, "[INFO] [precheck] checking the environment"],
+                [0.0, f"[ERROR] [precheck] name resolution: /etc/resolv.conf has no nameserver "
+                      f"{', '.join(missing)} (found: {', '.join(have) or 'none'}); configure /etc/resolv.conf "
+                      f"before running the installer"],
+                [0.0, FAILED_LINE]]
+            self._stamp_lines(run)
+            return
+        rule = installer_fault(self.sim.faults, run.address)
+        action = rule.action if rule is not None else {}
+        op, stage = action.get("operation"), str(action.get("stage") or "").lower()
+        run.fault_rule = rule.id if rule is not None else None
+        lines = head + self._progress(run, dur, have)
+        if op == "fail" or (op is None and self.fail_with):
+            msg = (action.get("msg") if op == "fail" else self.fail_with) or "[ERROR] installation failed"
+            at = round(dur * 0.6)
+            run.outcome, run.https = "failed", False
+            run.lines = [x for x in lines if x[0] < at] + [[at, msg], [at, FAILED_LINE]]
+            self._stamp_lines(run, verbatim={msg})
+            return
+        if (op == "stuck" and stage != "https") or (op is None and self.stall):
+            run.outcome, run.https = "stalled", False
+            run.lines = [x for x in lines if x[0] < round(dur * 0.5)]
+        else:
+            run.lines = lines + [[dur, DONE_LINE]]
+            run.https = not ((op == "stuck" and stage == "https") or (op is None and self.never_open_443))
+        self._stamp_lines(run)
+
+    def _progress(self, run: InstallRun, dur: float, dns: list[str]) -> list[list]:
+        vm = self._vm(run.address)
+        fmt = {"cpu": vm.vcpu if vm else 8, "mem": (vm.memory if vm else 20401094656) / 2 ** 30,
+               "disk": (next((d["size"] for d in vm.disks if d["type"] == "disk"), 0) if vm else 429496729600) / 2 ** 30,
+               "dns": ", ".join(dns) or "-", "ip": run.address}
+        out: list[list] = []
+        for frac, text in _STEPS:
+            if frac == "images":
+                for i, name in enumerate(_IMAGES):
+                    out.append([round(dur * (0.07 + 0.40 * i / len(_IMAGES))),
+                                f"[INFO] [images] loading image {i + 1}/{len(_IMAGES)}: tower/{name}"])
+            elif frac == "charts":
+                for i, name in enumerate(_CHARTS):
+                    out.append([round(dur * (0.53 + 0.15 * i / len(_CHARTS))), f"[INFO] [deploy] installing chart {name}"])
+            elif frac == "pods":
+                total = 31
+                for k in range(0, total + 1, 4):
+                    out.append([round(dur * (0.70 + 0.28 * k / total)),
+                                f"[INFO] [deploy] waiting for pods to be ready ({min(k, total)}/{total})"])
+            else:
+                out.append([round(dur * frac), text.format(**fmt)])
+        return out
+
+    def _stamp_lines(self, run: InstallRun, verbatim: set[str] = frozenset()) -> None:
+        """Timestamp every line except the final verdicts and a given error line (kept verbatim)."""
+        for x in run.lines:
+            if x[1] not in (DONE_LINE, FAILED_LINE) and x[1] not in verbatim:
+                x[1] = f"{self._stamp(run.started_wall + x[0])} {x[1]}"
+
+    @staticmethod
+    def _stamp(wall: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(wall))
+
+    def _vm(self, address: str):
+        vms = getattr(self.sim, "vms", None)
+        if vms is None:
+            return None
+        return next((v for v in vms.vms.values() if address in v.ips and v.ready), None)
+
+    def _version(self, address: str) -> str:
+        vm = self._vm(address)
+        names = [d.get("image_name") or "" for d in vm.disks if d["type"] == "cdrom"] if vm else []
+        for n in names:
+            m = _VERSION.search(n)
+            if m:
+                return m.group(1)
+        comp = getattr(getattr(self.sim, "plan", None), "components", {}) or {}
+        ct = comp.get("cloudtower") if isinstance(comp, dict) else None
+        return str(getattr(ct, "version", None) or "4.7.1")
+
+    def _on_read(self, address: str) -> None:
+        """Someone reads the log (nohup.out): runs that reached their last line finish now, so a client
+        that saw ``Install Operation Center Successfully`` can connect to 443 at once."""
+        now = self.clock.now()
+        with self.lock:
+            due = [r for r in self.runs if r.address == address and r.outcome == "success" and not r.finished
+                   and now >= r.started + r.duration]
+        for r in due:
+            self._finish(r)
+
+    # ------------------------------------------------------------------ progress on read
+    def settle(self) -> None:
+        now = self.clock.now()
+        with self.lock:
+            due = [r for r in self.runs if r.outcome == "success" and not r.finished and now >= r.started + r.duration]
+        for r in due:
+            self._finish(r)
+
+    def _finish(self, run: InstallRun) -> None:
+        with self.lock:
+            if run.finished:
+                return
+            run.finished = True
+            start = run.https and run.address not in self.services_started
+            if start:
+                self.services_started.append(run.address)
+            setup = self.service_setup.pop(run.address, None)
+        log.info("sim install: CloudTower installed on %s%s", run.address, "" if run.https else " (443 stays closed)")
+        if start:
+            try:
+                if self.service_warmup_s and self.start_service is default_start_service:
+                    default_start_service(self.sim, run.address, setup, warmup=self.service_warmup_s)
+                else:
+                    self.start_service(self.sim, run.address, setup)
+            except Exception:                       # noqa: BLE001 - the other family's failure must not kill SSH
+                log.exception("sim install: starting the CloudTower service on %s failed", run.address)
+
+    # ------------------------------------------------------------------ inspection
+    def runs_at(self, address: str) -> list[InstallRun]:
+        with self.lock:
+            return [r for r in self.runs if r.address == address]
+
+    def state_of(self, address: str) -> str:
+        """``none`` | ``running`` | ``stalled`` | ``failed`` | ``installed`` (latest run at ``address``)."""
+        runs = self.runs_at(address)
+        if not runs:
+            return "none"
+        r = runs[-1]
+        if r.outcome == "success":
+            return "installed" if r.finished or self.clock.now() >= r.started + r.duration else "running"
+        return r.outcome
+
+    # ------------------------------------------------------------------ snapshot / restore
+    def export_state(self) -> dict:
+        self.settle()
+        from .ssh import ssh_service
+
+        resolv = {}
+        for a in sorted({r.address for r in self.runs} | set(self.preinstalled)):
+            try:
+                fs = ssh_service(self.sim, a).fs
+            except KeyError:
+                continue
+            if fs.is_file("/etc/resolv.conf"):
+                resolv[a] = fs.text("/etc/resolv.conf")
+        with self.lock:
+            return {"knobs": {"duration_s": self.duration_s, "fail_with": self.fail_with, "stall": self.stall,
+                              "never_open_443": self.never_open_443, "service_warmup_s": self.service_warmup_s},
+                    "preinstalled": sorted(self.preinstalled), "services_started": list(self.services_started),
+                    "resolv_conf": resolv, "runs": [dataclasses.asdict(r) for r in self.runs],
+                    "logs": [dataclasses.asdict(x) for x in self.logs.values()]}
+
+    def to_dict(self) -> dict:
+        d = self.export_state()
+        d["state"] = {a: self.state_of(a) for a in sorted({r["address"] for r in d["runs"]})}
+        return d
+
+    def import_state(self, state: dict) -> list[str]:
+        from .ssh import ssh_service
+
+        notes: list[str] = []
+        known = {f.name for f in dataclasses.fields(InstallRun)}
+        k = state.get("knobs") or {}
+        with self.lock:
+            self.duration_s = float(k.get("duration_s", self.duration_s))
+            self.fail_with = k.get("fail_with")
+            self.stall = bool(k.get("stall", False))
+            self.never_open_443 = bool(k.get("never_open_443", False))
+            self.service_warmup_s = float(k.get("service_warmup_s", 0.0))
+            self.preinstalled = set(state.get("preinstalled", []))
+            self.runs = [InstallRun(**{x: v for x, v in r.items() if x in known}) for r in state.get("runs", [])]
+            started = list(state.get("services_started", []))
+            self.services_started = list(started)
+        for a, text in (state.get("resolv_conf") or {}).items():
+            try:
+                ssh_service(self.sim, a).fs.write("/etc/resolv.conf", text)
+            except KeyError:
+                notes.append(f"cloudtower install: no SSH service at {a}; its /etc/resolv.conf was not restored")
+        for d in state.get("logs", []):
+            log_ = TimedLog(d["address"], d["path"], d.get("prefix", ""), [list(e) for e in d.get("entries", [])])
+            try:
+                fs = ssh_service(self.sim, log_.address).fs
+            except KeyError:
+                notes.append(f"cloudtower install: no SSH service at {log_.address}; {log_.path} was not restored")
+                continue
+            with self.lock:
+                self.logs[(log_.address, log_.path)] = log_
+            fs.write(log_.path, b"", owner="root", mode=0o600)
+            self._attach_log(fs, log_)
+        for a in started:                    # the CloudTower family restores its own towers when it is there
+            ep = self.sim.hub.endpoint(a, 443)
+            if "cloudtower" in self.sim.state.families or (ep is not None and ep.up):
+                continue
+            try:
+                self.start_service(self.sim, a, None)
+            except Exception:                       # noqa: BLE001
+                log.exception("sim install: restarting the CloudTower service on %s failed", a)
+                notes.append(f"cloudtower install: the CloudTower service on {a} could not be started again")
+        return notes
+
+
+def install(sim) -> InstallModel:
+    """Wire the installer simulation into a simulator (idempotent; after ``mocks.vms.install``)."""
+    existing = sim.state.families.get("cloudtower_install")
+    if existing is not None:
+        return existing
+    from .vms import chain_settle
+    from .vms import install as install_vms
+
+    vms = install_vms(sim)
+    model: InstallModel = sim.state.register("cloudtower_install", InstallModel(sim))
+    sim.install = model
+
+    def on_address(vm, old, new) -> None:
+        if vm.flavour == "cloudtower":
+            model.attach(new)
+
+    vms.address_hooks.append(on_address)
+    chain_settle(sim, model.settle)
+    return model
