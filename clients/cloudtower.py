@@ -47,7 +47,11 @@ class CloudTowerClient(ApiClient):
         super().__init__(f"https://{self.address}", **kw)
 
     # --- GraphQL ----------------------------------------------------------------
+    AUTHED = {"updateCloudTowerNtpUrl", "deployedLicense"}
+
     def graphql(self, operation: str, query: str, variables: dict | None = None, *, mutation: bool = False) -> dict:
+        if operation in self.AUTHED and self.token is None:
+            self.login()  # e.g. a resumed run whose login step passed earlier
         body = {"operationName": operation, "variables": variables or {}, "query": query}
         headers = {"Authorization": self.token} if self.token else None
         resp = self.request("POST", "/api", json_body=body, headers=headers, idempotent=not mutation)
@@ -92,6 +96,8 @@ class CloudTowerClient(ApiClient):
 
     def rest(self, name: str, body: Any = None, *, mutation: bool = False) -> Any:
         """POST /v2/api/<name> with the raw token; get-* calls are idempotent (and retried), others not."""
+        if self.token is None:
+            self.login()
         resp = self.request("POST", f"/v2/api/{name}", json_body={} if body is None else body,
                             headers={"Authorization": self.token or ""}, idempotent=not mutation)
         return self.check(resp)

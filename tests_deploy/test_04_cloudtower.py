@@ -1,0 +1,292 @@
+"""04 部署 CloudTower / Stage 04: deploy CloudTower (ISO, VM, unattended install, first-run setup, serial)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from clients.fisheye import IsoUpload
+from clients.poll import wait_for
+from clients.upload import upload_file
+
+pytestmark = pytest.mark.stage04
+
+PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"
+INSTALLER = "/usr/share/smartx/tower/installer/binary/installer"
+INSTALL_LOG = "/home/cloudtower/nohup.out"
+SUCCESS = "Install Operation Center Successfully"
+LOG_ERROR = re.compile(r"\[ERROR\]|Install Operation Center Failed|Traceback \(most recent call last\)")
+INSTALL_LIMIT = 60 * 60        # the install takes about 20 minutes; one hour is a hard stop
+LOG_STALL_LIMIT = 10 * 60      # no new log line for this long means the installer hangs
+HTTPS_LIMIT = 10 * 60          # the guide's 3 x 10 s is the minimum; the service may warm up longer
+
+
+def _iso_state(state) -> dict:
+    return state.get("cloudtower_iso") or {}
+
+
+@pytest.mark.dependency(name="04.iso_find", depends=["03.login"], scope="session")
+def test_find_cloudtower_iso(fisheye, packages, state, step):
+    """查找 CloudTower ISO（集群中已有同名同大小的则复用）/ Find the CloudTower ISO; reuse one already on the cluster"""
+    iso = packages.find("cloudtower-*.iso")
+    size = iso.stat().st_size
+    same = [i for i in fisheye.list_images() if i.get("name") == iso.name and i.get("size") == size]
+    state.publish("cloudtower_iso", {"name": iso.name, "size": size, "path": same[0].get("path") if same else None,
+                                     "uuid": same[0].get("uuid") if same else None, "reused": bool(same)})
+    step.note(f"{iso.name}（{size} 字节 / bytes）" + ("：集群中已存在，复用 / already on the cluster; reused" if same else ""))
+
+
+@pytest.mark.dependency(name="04.iso_upload", depends=["04.iso_find"], scope="session")
+def test_upload_cloudtower_iso(fisheye, packages, state, step, pacing):
+    """上传 CloudTower ISO（分块、流式）/ Upload the CloudTower ISO (chunked, streamed)"""
+    known = _iso_state(state)
+    if known.get("path"):
+        step.note(f"沿用已存在的镜像 / reusing the image already there: {known['path']}")
+        return
+    iso = packages.find("cloudtower-*.iso")
+    result = upload_file(iso, IsoUpload(fisheye), echo=pacing.echo)
+    for n in result.notes:
+        step.note(n)
+    listed = [i for i in fisheye.list_images() if i.get("name") == iso.name and i.get("size") == result.size]
+    assert listed, f"上传后镜像列表中没有 {iso.name} / {iso.name} is not listed after the upload"
+    state.publish("cloudtower_iso", {**known, "path": listed[0].get("path") or result.volume.get("image_path"),
+                                     "uuid": listed[0].get("uuid"), "chunks": result.chunks_sent,
+                                     "retries": result.chunk_retries, "recreated": result.recreated,
+                                     "mb_per_s": round(result.mb_per_s, 1)})
+
+
+def _mgmt_network(plan, fisheye) -> tuple[dict, dict]:
+    """The management VDS (its ovsbr) and the management network's VLAN on it."""
+    vds = next((v for v in fisheye.list_vds() if v.get("name") == plan.mgmt.vds), None)
+    assert vds, f"找不到管理虚拟交换机 {plan.mgmt.vds} / management VDS {plan.mgmt.vds} not found"
+    vlans = fisheye.list_vlans(vds["uuid"])
+    vlan = next((v for v in vlans if v.get("name") == "mgt-network"), None) or \
+        next((v for v in vlans if v.get("type") == 1), None)
+    assert vlan, f"管理交换机上找不到管理网络 / no management network on {plan.mgmt.vds}: {vlans}"
+    return vds, vlan
+
+
+@pytest.mark.dependency(name="04.vm", depends=["04.iso_upload"], scope="session")
+def test_create_cloudtower_vm(valid_plan, fisheye, cluster_address, state, step):
+    """创建 CloudTower 虚拟机并挂载 ISO / Create the CloudTower VM with the ISO attached"""
+    name = valid_plan.cloudtower.vm_name
+    existing = [v for v in fisheye.list_vms() if v.get("vm_name") == name]
+    vds, vlan = _mgmt_network(valid_plan, fisheye)
+    if existing:
+        uuid = existing[0]["uuid"]
+        step.note(f"虚拟机 {name} 已存在（{uuid}），复用 / VM {name} exists; reused")
+    else:
+        policies = fisheye.storage_policies()
+        policy = next((p for p in policies if p.get("name") == "default"), policies[0] if policies else None)
+        assert policy, "集群没有存储策略 / the cluster has no storage policy"
+        body = cloudtower_vm_body(name, ovs=vds["ovsbr_name"], vlan_uuid=vlan["uuid"],
+                                  policy_uuid=policy["uuid"], iso_path=_iso_state(state)["path"])
+        step.save("vm-request.json", body)
+        job = cluster_address.wait_job(fisheye.create_vm(body)["job_id"], f"创建虚拟机 {name} / create VM")
+        vms = [r for r in (job.get("resources") or {}).values() if r.get("vm_name") == name]
+        assert vms, f"任务结果中没有虚拟机 {name} / the job's resources hold no VM {name}"
+        uuid = vms[0]["uuid"]
+    state.publish("cloudtower_vm", {"name": name, "uuid": uuid, "vlan_uuid": vlan["uuid"], "ovs": vds["ovsbr_name"]})
+    assert fisheye.get_vm(uuid).get("vm_name") == name
+    assert len([v for v in fisheye.list_vms() if v.get("vm_name") == name]) == 1, "同名虚拟机不止一台 / duplicate VMs"
+
+
+def cloudtower_vm_body(name: str, *, ovs: str, vlan_uuid: str, policy_uuid: str, iso_path: str) -> dict:
+    """The guide's fixed CloudTower VM shape (§04), with the looked-up names and UUIDs."""
+    return {
+        "vm_name": name, "description": "CloudTower VM auto created by CXVoyager", "vcpu": 8,
+        "memory": 20401094656, "cpu": {"topology": {"sockets": 8, "cores": 1}},
+        "nics": [{"ovs": ovs, "model": "virtio", "mirror": False, "vlan_uuid": vlan_uuid, "link": "up"}],
+        "disks": [{"type": "disk", "bus": "virtio", "storage_policy_uuid": policy_uuid, "name": "cloudtower-os",
+                   "quota_policy": None, "size_in_byte": 429496729600},
+                  {"type": "cdrom", "bus": "ide", "path": iso_path, "disabled": False}],
+        "ha": True, "nested_virtualization": False, "hasNormalVol": False, "hasSharedVol": False,
+        "hasVolume": False, "cpu_model": "cluster_default", "firmware": "BIOS", "diskNamePrefix": "cloudtower",
+        "folder_uuid": None, "node_ip": None, "auto_schedule": True, "existDisks": [], "quota_policy": None,
+        "status": "running",
+    }
+
+
+def os_installed(vm: dict) -> bool:
+    """Guest agent running and the guest OS known (the guide's own sample keeps guest_os_type unknown)."""
+    gi = vm.get("guest_info") or {}
+    known = vm.get("guest_os_type") not in (None, "", "unknown") or \
+        re.search(r"openeuler|centos", str(gi.get("os_version") or ""), re.IGNORECASE)
+    return gi.get("ga_state") == "Running" and bool(known)
+
+
+@pytest.mark.dependency(name="04.os_install", depends=["04.vm"], scope="session")
+def test_wait_for_os_install(fisheye, run, state, step, pacing):
+    """等待虚拟机无人值守安装完成（VM tools 运行）/ Wait for the unattended OS install (VM tools running)"""
+    uuid = state.get("cloudtower_vm")["uuid"]
+    limit = run.cloudtower_timeout_min * 60
+    vm = wait_for(lambda: fisheye.get_vm(uuid), os_installed, what="CloudTower 系统安装 / OS install", interval=30,
+                  limit=limit, pacing=pacing,
+                  describe=lambda v: f"ga_state={(v.get('guest_info') or {}).get('ga_state')} "
+                                     f"os={(v.get('guest_info') or {}).get('os_version')}",
+                  hint="在集群中打开虚拟机控制台查看安装界面；可用 --cloudtower-timeout 放宽上限 / open the VM console to "
+                       "see the installer; --cloudtower-timeout raises the limit")
+    state.publish("cloudtower_os", (vm.get("guest_info") or {}).get("os_version"))
+
+
+@pytest.mark.dependency(name="04.vm_ip", depends=["04.os_install"], scope="session")
+def test_set_cloudtower_ip(valid_plan, fisheye, cluster_address, amap, state, step):
+    """通过 VM tools 配置 CloudTower 虚拟机 IP / Give the VM its IP through VM tools"""
+    ct, vm_state = valid_plan.cloudtower, state.get("cloudtower_vm")
+    net = valid_plan.extra_mgmt if valid_plan.extra_mgmt.used and ct.ip in valid_plan.extra_mgmt.subnet \
+        else valid_plan.mgmt
+    vm = fisheye.get_vm(vm_state["uuid"])
+    if str(ct.ip) in _guest_ips(vm):
+        step.note(f"虚拟机已有 IP {ct.ip} / the VM already has {ct.ip}")
+    else:
+        mac = (vm.get("nics") or [{}])[0].get("mac_address")
+        assert mac, f"虚拟机没有网卡 MAC / the VM reports no NIC MAC: {vm.get('nics')}"
+        body = {"nics": [{"vlan_uuid": vm_state["vlan_uuid"], "ovs": vm_state["ovs"], "model": "virtio",
+                          "mac_address": mac, "mirror": False, "gateway": str(net.gateway),
+                          "subnet_mask": net.netmask, "ip_address": str(ct.ip), "link": "up"}]}
+        step.save("vm-ip-request.json", body)
+        cluster_address.wait_job(fisheye.update_vm(vm_state["uuid"], body)["job_id"], "配置虚拟机 IP / set VM IP")
+    state.publish("addresses_in_use_by_run", sorted(set(state.get("addresses_in_use_by_run", [])) | {str(ct.ip)}))
+    assert amap.tcp_open(str(ct.ip), 22, timeout=5), f"{ct.ip}:22 无应答 / SSH does not answer on {ct.ip}"
+
+
+def _guest_ips(vm: dict) -> set[str]:
+    return {a.get("ip_address") for n in (vm.get("guest_info") or {}).get("nics") or []
+            for a in n.get("ip_addresses") or []}
+
+
+@pytest.mark.dependency(name="04.install", depends=["04.vm_ip"], scope="session")
+def test_install_cloudtower(valid_plan, cloudtower_ssh, amap, step, pacing):
+    """通过 SSH 安装 CloudTower（先写 resolv.conf）/ Install CloudTower over SSH (resolv.conf first)"""
+    ip = str(valid_plan.cloudtower.ip)
+    if amap.tcp_open(ip, 443, timeout=3):
+        step.note("443 已开放，CloudTower 已安装，未重复安装 / port 443 is open: already installed; not reinstalled")
+        return
+    # The installer needs name resolution: write resolv.conf before it runs, not after (field notes).
+    cloudtower_ssh.write_file_sudo("/etc/resolv.conf", "".join(f"nameserver {d}\n" for d in valid_plan.dns))
+    pre = cloudtower_ssh.sudo(f"sh {PREINSTALL}", timeout=600)
+    assert pre.ok, f"preinstall.sh 失败 / failed (exit {pre.exit_status}): {pre.stdout[-2000:]}"
+    cloudtower_ssh.sudo(f"nohup {INSTALLER} deploy &", timeout=60)
+    log = InstallLog(cloudtower_ssh, pacing)
+    wait_for(log.read, log.finished, what="CloudTower 安装 / install", interval=10, limit=INSTALL_LIMIT,
+             pacing=pacing, describe=lambda _: log.last_line,
+             hint="查看交付目录中的 nohup.out 摘录 / see the nohup.out excerpt in the delivery folder")
+    step.save("nohup.out.txt", log.tail(200))
+    assert not log.error, f"安装日志报错 / the installer log shows an error:\n{log.tail(30)}"
+    assert not log.stalled, f"安装日志 {LOG_STALL_LIMIT // 60} 分钟无新内容 / the log stopped growing:\n{log.tail(30)}"
+    assert SUCCESS in log.text
+
+
+class InstallLog:
+    """Follows nohup.out by byte offset; notices success, an error line, or a log that stopped growing."""
+
+    def __init__(self, ssh, pacing):
+        self.ssh, self.pacing = ssh, pacing
+        self.text, self.offset = "", 0
+        self.error = self.stalled = False
+        self._quiet_since = None
+
+    def read(self) -> str:
+        import time
+
+        chunk = self.ssh.read_from(INSTALL_LOG, self.offset, sudo_password=self.ssh.password)  # root-owned, 0600
+        now = time.monotonic()
+        if chunk.data:
+            self.text += chunk.text
+            self._quiet_since = now
+        elif self._quiet_since is None:
+            self._quiet_since = now
+        self.offset = chunk.offset
+        self.error = bool(LOG_ERROR.search(self.text))
+        self.stalled = (now - self._quiet_since) / self.pacing.scale > LOG_STALL_LIMIT
+        return self.text
+
+    def finished(self, _text: str) -> bool:
+        return SUCCESS in self.text or self.error or self.stalled
+
+    @property
+    def last_line(self) -> str:
+        lines = [ln for ln in self.text.splitlines() if ln.strip()]
+        return lines[-1][:160] if lines else "(日志为空 / log empty)"
+
+    def tail(self, n: int) -> str:
+        return "\n".join(self.text.splitlines()[-n:])
+
+
+@pytest.mark.dependency(name="04.https", depends=["04.install"], scope="session")
+def test_https_answers(valid_plan, amap, cloudtower, pacing):
+    """等待 CloudTower 443 端口与 API 可用 / Wait for HTTPS on 443 and the API behind it"""
+    ip = str(valid_plan.cloudtower.ip)
+
+    def ready() -> bool:
+        if not amap.tcp_open(ip, 443, timeout=3):
+            return False
+        try:
+            return cloudtower.request("GET", "/").status_code < 500  # 443 may accept before the API answers
+        except Exception:  # noqa: BLE001 - not ready yet
+            return False
+
+    wait_for(ready, bool, what=f"CloudTower https://{ip}", interval=10, limit=HTTPS_LIMIT, pacing=pacing,
+             describe=lambda ok: "ready" if ok else "443 未就绪 / not ready",
+             hint="登录 CloudTower 虚拟机检查服务 / log in to the CloudTower VM and check its services")
+
+
+@pytest.mark.dependency(name="04.setup", depends=["04.https"], scope="session")
+def test_first_run_setup(valid_plan, cloudtower, state, step):
+    """首次设置：管理员、组织，并确认已设置 / First-run setup: root user and organization, then check"""
+    org = valid_plan.customer
+    before = cloudtower.tower_setup()
+    if (before.get("userCreated") or {}).get("created"):
+        step.note("管理员已创建，未重复创建 / root already created; not created again")
+    else:
+        cloudtower.create_root_user()
+    if any(o.get("name") == org for o in before.get("organizations") or []):
+        step.note(f"组织 {org} 已存在 / organization {org} exists")
+    elif before.get("organizations"):
+        step.note(f"已有其他组织 / another organization exists: {before['organizations'][0].get('name')}")
+    else:
+        cloudtower.create_organization(org)
+    after = cloudtower.tower_setup()
+    orgs = after.get("organizations") or []
+    state.publish("cloudtower_setup", {"organization": orgs[0].get("name") if orgs else None,
+                                       "organization_id": orgs[0].get("id") if orgs else None})
+    assert (after.get("userCreated") or {}).get("created") is True
+    assert orgs and orgs[0].get("name") == org, f"组织应为 {org} / organization should be {org}: {orgs}"
+
+
+@pytest.mark.dependency(name="04.login", depends=["04.setup"], scope="session")
+def test_cloudtower_login(cloudtower, step):
+    """登录 CloudTower REST API / Log in to the CloudTower REST API"""
+    assert cloudtower.login()
+    step.note("已获取令牌（已脱敏），后续阶段使用 / token obtained (redacted) for later stages")
+
+
+@pytest.mark.dependency(name="04.ntp", depends=["04.login"], scope="session")
+def test_cloudtower_ntp(valid_plan, cloudtower, state):
+    """配置 CloudTower NTP / Set CloudTower's NTP servers"""
+    url = cloudtower.update_ntp(list(valid_plan.ntp))
+    state.publish("cloudtower_ntp", url)
+    got = [s.strip() for s in re.split(r"[;,]", url) if s.strip()]
+    assert got == list(valid_plan.ntp), f"NTP 应为 {list(valid_plan.ntp)} / NTP should be the plan's: {url}"
+
+
+@pytest.mark.dependency(name="04.dns", depends=["04.install"], scope="session")
+def test_cloudtower_dns(valid_plan, cloudtower_ssh, state):
+    """核对 CloudTower 的 /etc/resolv.conf / Check CloudTower's /etc/resolv.conf lists the plan's DNS"""
+    text = cloudtower_ssh.read_file("/etc/resolv.conf")
+    servers = re.findall(r"^\s*nameserver\s+(\S+)", text, re.MULTILINE)
+    state.publish("cloudtower_dns", servers)
+    missing = [d for d in valid_plan.dns if d not in servers]
+    assert not missing, f"resolv.conf 缺少 DNS / resolv.conf lacks {missing}: {servers}"
+
+
+@pytest.mark.dependency(name="04.serial", depends=["04.login"], scope="session")
+def test_cloudtower_serial(cloudtower, run, state, step):
+    """读取 CloudTower 序列号并回写规划表 / Read CloudTower's serial; write it back"""
+    lic = cloudtower.deployed_license()
+    step.save("cloudtower-license.json", lic)
+    assert lic.get("license_serial"), f"没有序列号 / no serial: {lic}"
+    state.publish("cloudtower_license", {k: lic.get(k) for k in ("license_serial", "software_edition", "type",
+                                                                 "expire_date", "sign_date")})
+    written = run.write_serials({"cloudtower": lic["license_serial"]})
+    step.note(f"CloudTower 序列号已写入 / serial written to: {', '.join(str(p) for p in written)}")
