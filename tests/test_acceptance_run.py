@@ -42,13 +42,14 @@ def full_run(plan_file, tmp_path_factory):
 def test_simulated_run_passes_and_leaves_a_delivery_folder(full_run):
     proc, run_dir = full_run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "17 passed" in proc.stdout
+    assert "29 passed" in proc.stdout
     assert str(run_dir / "report.html") in proc.stdout
     for name in ("report.html", "junit.xml", "run.log", "state.json", "evidence/02.deploy/deploy-payload.json"):
         assert (run_dir / name).is_file(), name
     steps = state_of(run_dir)["steps"]
     assert list(steps)[:6] == ["01.plan", "01.hosts", "01.addresses", "01.ntp_dns", "02.scan", "02.deploy"]
-    assert len(steps) == 17 and all(k.startswith("03.") for k in list(steps)[6:])
+    assert len(steps) == 29 and [k[:3] for k in steps].count("03.") == 11 and list(steps)[-1] == "04.serial"
+    assert not (run_dir / ".sim-packages").exists() and not list(run_dir.rglob("*.iso"))
     assert {s["outcome"] for s in steps.values()} == {"passed"}
 
 
@@ -107,7 +108,7 @@ def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_
                                                                            "01.ntp_dns", "02.scan"]
     assert state["steps"]["02.deploy"]["outcome"] == "passed"
     data, text = report_of(run_dir)
-    assert len(data["tests"]) == 17, "the resumed report covers every step of the run, earlier passes included"
+    assert len(data["tests"]) == 29, "the resumed report covers every step of the run, earlier passes included"
     assert all(rows[0]["result"] == "Passed" for rows in data["tests"].values())
     assert "沿用上次运行" in text
 

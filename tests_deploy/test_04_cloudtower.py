@@ -166,8 +166,8 @@ def test_install_cloudtower(valid_plan, cloudtower_ssh, amap, step, pacing):
     cloudtower_ssh.write_file_sudo("/etc/resolv.conf", "".join(f"nameserver {d}\n" for d in valid_plan.dns))
     pre = cloudtower_ssh.sudo(f"sh {PREINSTALL}", timeout=600)
     assert pre.ok, f"preinstall.sh 失败 / failed (exit {pre.exit_status}): {pre.stdout[-2000:]}"
+    log = InstallLog(cloudtower_ssh, pacing)  # nohup appends: follow only what this attempt writes
     cloudtower_ssh.sudo(f"nohup {INSTALLER} deploy &", timeout=60)
-    log = InstallLog(cloudtower_ssh, pacing)
     wait_for(log.read, log.finished, what="CloudTower 安装 / install", interval=10, limit=INSTALL_LIMIT,
              pacing=pacing, describe=lambda _: log.last_line,
              hint="查看交付目录中的 nohup.out 摘录 / see the nohup.out excerpt in the delivery folder")
@@ -182,7 +182,8 @@ class InstallLog:
 
     def __init__(self, ssh, pacing):
         self.ssh, self.pacing = ssh, pacing
-        self.text, self.offset = "", 0
+        size = ssh.sudo(f"wc -c < {INSTALL_LOG}", password=ssh.password)
+        self.text, self.offset = "", int(size.stdout.strip() or 0) if size.ok else 0
         self.error = self.stalled = False
         self._quiet_since = None
 
