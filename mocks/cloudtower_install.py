@@ -82,26 +82,10 @@ _IMAGES = ["tower-api", "tower-web", "tower-worker", "tower-gateway", "graphql-s
 _CHARTS = ["infra", "database", "tower-core", "tower-web", "monitoring", "logging", "license", "gateway"]
 
 
-_FAULT_LOCK = threading.Lock()
-
-
 def installer_fault(faults, address: str):
     """The fault rule that fires for an installer start at ``address``: only rules whose ``method``
-    names ``INSTALLER`` apply (``path`` globs ``INSTALL_COMMAND``); counted like ``Faults.match``."""
-    chosen = None
-    with _FAULT_LOCK:
-        for r in faults.rules:
-            if not r.method or FAULT_METHOD not in {m.strip().upper() for m in r.method.split("|")}:
-                continue
-            if not r.selects(FAULT_METHOD, INSTALL_COMMAND, address, 22):
-                continue
-            r.matches += 1
-            if chosen is None and r._fires_now():
-                r.hits += 1
-                chosen = r
-    if chosen is not None:
-        log.info("sim fault %s fires on the CloudTower installer @ %s -> %s", chosen.id, address, chosen.action)
-    return chosen
+    names ``INSTALLER`` apply (``path`` globs ``INSTALL_COMMAND``); see ``Faults.match``."""
+    return faults.match(FAULT_METHOD, INSTALL_COMMAND, address, 22, explicit=True)
 
 
 def plan_dns(sim) -> list[str]:

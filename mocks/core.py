@@ -351,11 +351,17 @@ class Faults:
     def __len__(self) -> int:
         return len(self._rules)
 
-    def match(self, method: str, path: str, address: str, port: int | None = None) -> FaultRule | None:
-        """Count the call against every selecting rule; return the rule that fires, if any."""
+    def match(self, method: str, path: str, address: str, port: int | None = None, *,
+              explicit: bool = False) -> FaultRule | None:
+        """Count the call against every selecting rule; return the rule that fires, if any.
+
+        ``explicit``: only rules whose ``method`` names this method apply (SSH commands, the installer):
+        a rule with no method, or ``*``, is meant for HTTP and is neither counted nor fired here."""
         chosen = None
         with self._lock:
             for r in self._rules:
+                if explicit and method.upper() not in {m.strip().upper() for m in (r.method or "").split("|")}:
+                    continue
                 if not r.selects(method, path, address, port):
                     continue
                 r.matches += 1

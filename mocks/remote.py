@@ -15,7 +15,6 @@ Both offer the surface the suite uses: ``address_map``, ``is_alive(address)``, `
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -25,6 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from clients.addressing import is_loopback
 
 from .deployment.models import DEFAULT_DEPLOY_TOKEN
 from .server import Simulator
@@ -83,15 +84,6 @@ def save_state(sim: Simulator, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class RemoteSimulator:
     """Client of a standalone simulator's control endpoint (see ``mocks/control.py``)."""
 
@@ -100,7 +92,7 @@ class RemoteSimulator:
         if base.endswith("/_sim"):
             base = base[: -len("/_sim")]
         host = urlsplit(base).hostname or ""
-        if not _loopback(host):
+        if not is_loopback(host):
             raise ValueError(f"the simulator control URL must be on loopback, got {control_url}")
         self.control_url = base
         self._http = httpx.Client(base_url=base, timeout=timeout)

@@ -1642,29 +1642,9 @@ class SshService:
                 "auth_failures": self.auth_failures, "extra_commands": sorted(self._commands)}
 
 
-def _ssh_rule(rule) -> bool:
-    """Only rules that name the SSH method apply to SSH (a bare address rule is meant for HTTP)."""
-    return bool(rule.method) and "SSH" in {m.strip().upper() for m in rule.method.split("|")}
-
-
-_FAULT_LOCK = threading.Lock()
-
-
 def _ssh_fault(faults, command: str, address: str, port: int):
-    """Like ``Faults.match`` over the rules that name ``SSH`` (same counting and nth/times rules).
-    HTTP/UDP matching never counts these rules (their method is not GET/DNS/...)."""
-    chosen = None
-    with _FAULT_LOCK:
-        for r in faults.rules:
-            if not _ssh_rule(r) or not r.selects("SSH", command, address, port):
-                continue
-            r.matches += 1
-            if chosen is None and r._fires_now():
-                r.hits += 1
-                chosen = r
-    if chosen is not None:
-        log.info("sim fault %s fires on SSH %r @ %s:%s -> %s", chosen.id, command, address, port, chosen.action)
-    return chosen
+    """The fault rule that fires for this command: only rules that name ``SSH`` apply (``Faults.match``)."""
+    return faults.match("SSH", command, address, port, explicit=True)
 
 
 class _Server(paramiko.ServerInterface):
