@@ -29,3 +29,12 @@ def report_of(run_dir: Path) -> tuple[dict, str]:
 
 def outcomes(run_dir: Path) -> dict[str, str]:
     return {k: v["outcome"] for k, v in state_of(run_dir)["steps"].items()}
+
+
+def leaks(run_dirs, secrets) -> list[tuple[str, str]]:
+    """(file, secret) for every secret found in any file the runs left behind."""
+    secrets = {s for s in secrets if s}
+    files = [p for d in run_dirs for p in Path(d).rglob("*") if p.is_file()]
+    assert files, "no output to check"
+    return [(str(p), s[:4] + "…") for p in files for s in secrets
+            if s in p.read_bytes().decode("utf-8", errors="replace")]

@@ -15,7 +15,7 @@ from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import outcomes, report_of, run_suite, state_of
+from .suite_runs import leaks, outcomes, report_of, run_suite, state_of
 
 BUSINESS = 3
 VDS_CREATE, VLAN_CREATE = "/api/v2/network/vds", "/api/v2/network/vds/*/vlans"
@@ -59,6 +59,9 @@ def test_second_full_run_creates_nothing_twice(plan_file, tmp_path):
             assert svc.password_ok(h.ssh_user, h.ssh_password) and svc.password_ok(h.admin_user, h.admin_password)
             assert not svc.password_ok("smartx", "P@ssw0rd!123")
             assert svc.password_changes("smartx") == 1 and svc.password_changes("root") == 1
+        issued = set(sim.fisheye.secrets)  # every session token the simulator issued, and the passwords it saw
+        assert sim.count("POST", "/api/v3/sessions", status=200) >= 2 and issued
+        assert leaks([tmp_path / "r1", tmp_path / "r2"], issued | plan.secrets()) == []
     second = state_of(tmp_path / "r2")["outputs"]
     assert set(second["host_passwords"].values()) == {"already"}
     assert second["svt"]["reused"] is True

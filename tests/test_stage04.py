@@ -13,7 +13,7 @@ from mocks.server import Simulator
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import outcomes, run_suite, state_of
+from .suite_runs import leaks, outcomes, run_suite, state_of
 
 VM_CREATE, ISO_VOLUME, ISO_CHUNK = "/api/v2/vms", "/api/v2/images/upload/volume", "/api/v2/images/upload"
 INSTALLER = "*installer/binary/installer deploy*"
@@ -52,6 +52,8 @@ def test_rerun_reuses_the_iso_the_vm_and_the_set_up_cloudtower(plan_file, sim, t
     assert sim.count("POST", "/api") > 0
     tower = _tower(sim, plan_file)
     assert [o.name for o in tower.organizations.values()] == [load(plan_file)[0].customer]
+    assert tower.issued_tokens, "CloudTower issued REST tokens"
+    assert leaks([tmp_path / "r1", tmp_path / "r2"], set(tower.issued_tokens) | {"HC!r0cks"}) == []
     second = state_of(tmp_path / "r2")
     assert second["outputs"]["cloudtower_iso"]["reused"] is True
     notes = (tmp_path / "r2" / "run.log").read_text(encoding="utf-8")
