@@ -224,7 +224,7 @@ def test_write_resolv_conf_via_sudo_and_read_back(sim, amap, host, kh):
     content = "# written by the suite\nnameserver 10.0.0.114\nnameserver 10.0.0.115\nsearch a'b \"c\" $HOME\n"
     with ssh(amap, host, kh) as c:
         with pytest.raises(CommandError) as exc:                           # plain user: permission denied
-            c.run(f"printf '%s' x > /etc/resolv.conf", timeout=5, check=True)
+            c.run("printf '%s' x > /etc/resolv.conf", timeout=5, check=True)
         assert "Permission denied" in str(exc.value)
         c.write_file_sudo("/etc/resolv.conf", content, timeout=5)
         assert c.read_file("/etc/resolv.conf", timeout=5) == content

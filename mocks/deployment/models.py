@@ -18,7 +18,7 @@ import itertools
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
