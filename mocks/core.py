@@ -378,42 +378,15 @@ class Faults:
 
 
 # --------------------------------------------------------------------------- redaction
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|credential|private", re.I)
-REDACTED = "***"
-
-
-_NOT_SECRET_KEYS = {"user", "username", "name", "type", "kind"}
-
-
 def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
-    """Copy of ``obj`` with secret-looking keys and known secret values masked.
+    """Copy of ``obj`` with secrets masked: the suite's one redactor (``clients.redact``), given this
+    simulator's own secrets, so the simulator's request log and state mask exactly what the suite's
+    outputs do."""
+    from clients.redact import Redactor
 
-    Under a secret-looking key every scalar is masked except user/name fields, so
-    ``{"host_passwords": [{"user": "root", "password": "x"}]}`` keeps its shape.
-    """
-    secrets = {s for s in secrets if s}
-
-    def walk(o, forced=False):
-        if isinstance(o, dict):
-            out = {}
-            for k, v in o.items():
-                secret_key = isinstance(k, str) and _SECRET_KEY.search(k) is not None
-                if forced and isinstance(k, str) and k.lower() in _NOT_SECRET_KEYS and not secret_key:
-                    out[k] = walk(v)
-                else:
-                    out[k] = walk(v, forced or secret_key)
-            return out
-        if isinstance(o, list):
-            return [walk(v, forced) for v in o]
-        if o is None or isinstance(o, bool):
-            return o
-        if forced and o != "":
-            return REDACTED
-        if isinstance(o, str) and o in secrets:
-            return REDACTED
-        return o
-
-    return walk(obj)
+    r = Redactor()
+    r.add(*secrets)
+    return r.obj(obj)
 
 
 # --------------------------------------------------------------------------- request log

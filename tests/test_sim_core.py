@@ -1,6 +1,8 @@
 """Simulator core: clock, faults, request log, endpoints (up/down, TLS, UDP), control endpoint, CLI."""
 from __future__ import annotations
 
+from clients.redact import MASK
+
 import json
 import logging
 import os
@@ -130,9 +132,9 @@ def test_path_patterns_and_redaction():
     body = {"hosts": [{"user": "root", "password": "c+G6KvJYsKyQyY4U", "hostname": "n1"}],
             "host_passwords": [{"user": "smartx", "password": "x"}], "note": "HC!r0cks", "token": "t"}
     out = redact(body, secrets={"HC!r0cks"})
-    assert out["hosts"][0] == {"user": "root", "password": "***", "hostname": "n1"}
-    assert out["host_passwords"] == [{"user": "smartx", "password": "***"}]
-    assert out["note"] == "***" and out["token"] == "***"
+    assert out["hosts"][0] == {"user": "root", "password": MASK, "hostname": "n1"}
+    assert out["host_passwords"] == [{"user": "smartx", "password": MASK}]
+    assert out["note"] == MASK and out["token"] == MASK
 
 
 # --------------------------------------------------------------------------- network contract

@@ -1,6 +1,8 @@
 """Simulated SMTX OS deployment API (guide §01 scan, §02 init cluster) over real HTTP on loopback."""
 from __future__ import annotations
 
+from clients.redact import MASK
+
 import copy
 import dataclasses
 import json
@@ -395,7 +397,7 @@ def test_good_payload_deploys(sim, plan):
     # the accepted request is logged with its body, passwords redacted
     rec = sim.requests.filter("POST", CLUSTER, status=200)[0]
     assert rec.body["cluster_name"] == plan.cluster_name
-    assert {p["password"] for h in rec.body["hosts"] for p in h["host_passwords"]} == {"***"}
+    assert {p["password"] for h in rec.body["hosts"] for p in h["host_passwords"]} == {MASK}
     assert "c+G6KvJYsKyQyY4U" not in json.dumps(sim.snapshot())
 
 

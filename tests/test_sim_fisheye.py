@@ -1,6 +1,8 @@
 """Simulated fisheye API (guide §03) over real HTTPS on loopback, after a simulated deployment."""
 from __future__ import annotations
 
+from clients.redact import MASK
+
 import hashlib
 import json
 import os
@@ -218,7 +220,7 @@ def test_setup_root_once_and_login(api):
     assert round((parse(s["expire_time"]) - parse(s["create_time"])).total_seconds()) == 7 * 24 * 3600
     # the request log never holds the password (password and repeat are masked)
     rec = api.sim.requests.filter("POST", "/api/v3/users:setupRoot", status=200)[0]
-    assert rec.body["password"] == rec.body["repeat"] == "***"
+    assert rec.body["password"] == rec.body["repeat"] == MASK
     assert ROOT_PW not in json.dumps(api.sim.requests.to_list())
 
 
