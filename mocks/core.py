@@ -47,6 +47,19 @@ LOOPBACK = "127.0.0.1"
 
 
 # --------------------------------------------------------------------------- clock
+def timed_phase(now: float, created: float, pending_s: float, running_s: float, fault: str | None) -> str:
+    """Where an operation that progresses in simulated time stands: ``pending``, ``running``, then
+    ``done`` -- or ``failed`` (fault ``fail``), or ``running`` forever (fault ``stuck``). Each API family
+    maps these to its own words (fisheye jobs: pending/running/done/failed; CloudTower tasks:
+    PENDING/EXECUTING/SUCCESSED/FAILED)."""
+    elapsed = now - created
+    if elapsed < pending_s:
+        return "pending"
+    if fault == "stuck" or elapsed < pending_s + running_s:
+        return "running"
+    return "failed" if fault == "fail" else "done"
+
+
 class SimClock:
     """Scaled simulation clock.
 

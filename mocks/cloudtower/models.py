@@ -31,7 +31,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..core import SimClock
+from ..core import SimClock, timed_phase
+
+TASK_STATUS = {"pending": "PENDING", "running": "EXECUTING", "done": "SUCCESSED", "failed": "FAILED"}
 
 DEFAULT_ROOT_PASSWORD = "HC!r0cks"
 # The guide's createRootUser variable: the fixed, encoded form of HC!r0cks ("hex IV:base64 ciphertext",
@@ -177,12 +179,7 @@ class Task:
     outcome: str | None = None       # SUCCESSED | FAILED once applied
 
     def timed_status(self, now: float) -> str:
-        elapsed = now - self.created
-        if elapsed < self.pending_s:
-            return "PENDING"
-        if self.fault == "stuck" or elapsed < self.pending_s + self.running_s:
-            return "EXECUTING"
-        return "FAILED" if self.fault == "fail" else "SUCCESSED"
+        return TASK_STATUS[timed_phase(now, self.created, self.pending_s, self.running_s, self.fault)]
 
     def status(self, now: float) -> str:
         return self.outcome if self.applied and self.outcome else self.timed_status(now)

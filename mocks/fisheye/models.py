@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..core import SimClock
+from ..core import SimClock, timed_phase
 from ..deployment.models import BOND_MODES, DeploymentModel, DeployOperation, SimHost, ovsbr_name
 
 # --------------------------------------------------------------------------- error codes
@@ -168,12 +168,7 @@ class Job:
     finished_at: float | None = None
 
     def timed_state(self, now: float) -> str:
-        elapsed = now - self.created
-        if elapsed < self.pending_s:
-            return "pending"
-        if self.fault == "stuck" or elapsed < self.pending_s + self.running_s:
-            return "running"
-        return "failed" if self.fault == "fail" else "done"
+        return timed_phase(now, self.created, self.pending_s, self.running_s, self.fault)
 
     def state(self, now: float) -> str:
         return self.outcome if self.applied and self.outcome else self.timed_state(now)
