@@ -8,8 +8,7 @@
         ssh.change_password("root", new_root_pw, sudo_password=pw)    # root first ...
         ssh.change_password("smartx", new_pw, sudo_password=pw)       # ... then the login user
         ssh.write_file_sudo("/etc/resolv.conf", "nameserver 10.0.0.2\\n", sudo_password=new_pw)
-        for chunk in ssh.tail_follow("nohup.out", until="Install Operation Center Successfully",
-                                     sudo_password=pw, interval=5, timeout=1800): ...
+        follower = LogFollower.from_end(ssh, "nohup.out", sudo_password=pw)   # poll() under wait_for
 
 Every connection resolves ``(address, port, "tcp")`` through :meth:`AddressMap.resolve` before a
 socket is opened; host keys are recorded and checked under the *logical* address (the plan's), in
@@ -32,7 +31,7 @@ What goes over the wire (exec requests; the login shell runs them):
 * ``write_file_sudo(path, text)``: ``sudo(printf '%s' <text> > <path>)`` (shlex-quoted).
 * ``read_file(path)``: ``cat -- <path>`` (or through ``sudo``).
 * ``read_from(path, offset)``: ``wc -c < <path> && tail -c +<offset+1> <path>`` (or through ``sudo``);
-  ``tail_follow`` polls it (each poll a short command, so a dropped connection just reconnects).
+  :class:`LogFollower` polls it (each poll a short command, so a dropped connection just reconnects).
 
 Anything sudo prints before its first prompt (the first-use "lecture") is dropped from the output.
 :class:`HostPasswords` is guide §03 "批量配置主机密码" on top of this (idempotent, root first).
@@ -50,7 +49,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import paramiko
 
@@ -139,7 +138,7 @@ class Chunk:
     data: bytes                 # bytes read
     offset: int                 # next offset to read from
     size: int                   # file size when read
-    text: str = ""              # data decoded as UTF-8 (tail_follow decodes across chunk boundaries)
+    text: str = ""              # data decoded as UTF-8 (LogFollower decodes across chunk boundaries)
 
 
 # --------------------------------------------------------------------------- host keys
@@ -221,21 +220,6 @@ def _check_password_text(pw: str, what: str) -> None:
 
 def _pty_text(raw: bytes) -> str:
     return raw.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
-
-
-class _Matcher:
-    def __init__(self, until: str | re.Pattern | Callable[[str], bool] | None):
-        self.until = until
-
-    def __call__(self, text: str) -> bool:
-        u = self.until
-        if u is None:
-            return False
-        if callable(u) and not isinstance(u, re.Pattern):
-            return bool(u(text))
-        if isinstance(u, re.Pattern):
-            return u.search(text) is not None
-        return u in text
 
 
 # --------------------------------------------------------------------------- the client
@@ -574,48 +558,47 @@ class SshClient:
             return self.read_from(path, 0, sudo_password=sudo_password, timeout=timeout)
         return Chunk(data, offset + len(data), size, REDACTOR.text(data.decode("utf-8", "replace")))
 
-    def tail_follow(self, path: str, *, offset: int = 0,
-                    until: str | re.Pattern | Callable[[str], bool] | None = None, interval: float = 2.0,
-                    timeout: float = 1800, sudo_password: str | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> Iterator[Chunk]:
-        """Follow a growing file by byte offset (like ``tail -f``, but each poll is a short command,
-        so a dropped connection just reconnects and continues). Yields every non-empty chunk;
-        stops after the chunk in which ``until`` (substring, regex or predicate over the recent
-        text) matches. Without ``until`` it stops at ``timeout``; with it, reaching ``timeout``
-        raises :class:`SshTimeout`. A file that does not exist yet counts as empty."""
-        match = _Matcher(until)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        window = ""
-        deadline = time.monotonic() + timeout
-        missing = False
-        while True:
-            try:
-                chunk = self.read_from(path, offset, sudo_password=sudo_password)
-                missing = False
-            except RemoteFileNotFound:
-                chunk, missing = None, True
-            except SshConnectError as exc:
-                log.warning("ssh %s: following %s: %s; reconnecting", self.target, path, exc)
-                chunk = None
-            if chunk is not None and chunk.data:
-                if chunk.offset - len(chunk.data) != offset:       # re-read from 0 after truncation
-                    decoder.reset()
-                    window = ""
-                offset = chunk.offset
-                text = decoder.decode(chunk.data)
-                window = (window + text)[-65536:]
-                yield Chunk(chunk.data, chunk.offset, chunk.size, REDACTOR.text(text))
-                if match(window):
-                    return
-            if time.monotonic() >= deadline:
-                if until is None:
-                    return
-                raise SshTimeout(
-                    f"等待 {self.address}:{path} 出现 {getattr(until, 'pattern', until)!r} 超时（{timeout:g}s，"
-                    f"已读到第 {offset} 字节{'，文件不存在' if missing else ''}） / timed out after {timeout:g}s "
-                    f"waiting for {getattr(until, 'pattern', until)!r} in {self.address}:{path} (read up to byte "
-                    f"{offset}{'; the file does not exist' if missing else ''}). Last lines: {window[-500:]}")
-            sleep(interval)
+
+class LogFollower:
+    """Follows a growing remote file (nohup.out) by byte offset, one short command per :meth:`poll`.
+
+    A dropped connection reconnects on the next poll, a file that does not exist yet counts as empty,
+    a truncated file is read again from 0, and UTF-8 is decoded across chunk boundaries. Waiting
+    (interval, limit, progress lines) is :func:`clients.poll.wait_for`'s job, not this class's."""
+
+    def __init__(self, ssh: "SshClient", path: str, *, offset: int = 0, sudo_password: str | None = None):
+        self.ssh, self.path, self.offset, self.sudo_password = ssh, path, offset, sudo_password
+        self.text = ""               # everything read since the start offset (redacted)
+        self.missing = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @classmethod
+    def from_end(cls, ssh: "SshClient", path: str, *, sudo_password: str | None = None) -> "LogFollower":
+        """Follow only what is written from now on (nohup appends to an existing nohup.out)."""
+        size = ssh.sudo(f"wc -c < {shlex.quote(path)}", password=sudo_password) if sudo_password else \
+            ssh.run(f"wc -c < {shlex.quote(path)}")
+        start = int(size.stdout.strip()) if size.ok and size.stdout.strip().isdigit() else 0
+        return cls(ssh, path, offset=start, sudo_password=sudo_password)
+
+    def poll(self) -> str:
+        """Read what was appended since the last poll; returns it (possibly empty)."""
+        try:
+            chunk = self.ssh.read_from(self.path, self.offset, sudo_password=self.sudo_password)
+            self.missing = False
+        except RemoteFileNotFound:
+            self.missing = True
+            return ""
+        except SshConnectError as exc:
+            log.warning("ssh %s: following %s: %s; reconnecting on the next poll", self.ssh.target, self.path, exc)
+            return ""
+        if not chunk.data:
+            return ""
+        if chunk.offset - len(chunk.data) != self.offset:          # truncated: read again from 0
+            self._decoder.reset()
+        self.offset = chunk.offset
+        new = REDACTOR.text(self._decoder.decode(chunk.data))
+        self.text += new
+        return new
 
 
 def can_login(address: str, user: str, password: str, *, amap: AddressMap, port: int = 22,

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from clients.ssh import SshClient
+from clients.ssh import LogFollower, SshClient
 from mocks import Simulator
 from mocks.cloudtower_install import DONE_LINE, FAILED_LINE, GUIDE_COMMAND, INSTALLER, PREINSTALL
 from mocks.presets import PRESETS, PresetError, apply_preset, format_access
 from mocks.ssh import ssh_service
 
 from .test_sim_fisheye import Api, refused
+from .test_ssh import follow
 from .test_sim_vms import CT_PW, CT_USER, amap, make_world, plan, ready_tower_vm  # noqa: F401 - fixtures
 
 NOHUP = "/home/cloudtower/nohup.out"
@@ -95,11 +96,10 @@ def test_installer_succeeds_over_simulated_time(tower, plan):
     sim, api, c, ip = tower
     c.write_file_sudo("/etc/resolv.conf", resolv(plan), timeout=5)
     assert c.sudo(GUIDE_COMMAND, timeout=5).exit_status == 0
-    chunks = list(c.tail_follow("nohup.out", until=DONE_LINE, sudo_password=CT_PW, interval=60, timeout=10,
-                                sleep=lambda s: (sim.advance(s), None)[1]))
-    seen = "".join(ch.text for ch in chunks)
-    lines = seen.splitlines()
-    assert len(chunks) >= 10 and len(lines) >= 40
+    f = LogFollower(c, "nohup.out", sudo_password=CT_PW)
+    polls = follow(f, DONE_LINE, lambda: sim.advance(60))
+    lines = f.text.splitlines()
+    assert polls >= 10 and len(lines) >= 40
     assert "Start to install Operation Center 4.7.1" in lines[0] and lines[-1] == DONE_LINE
     assert any(f"nameserver {', '.join(plan.dns)}" in line for line in lines)
     assert not any("[ERROR]" in line for line in lines)

@@ -11,7 +11,7 @@ import pytest
 
 from clients.addressing import AddressMap, UnroutableAddress
 from clients.redact import REDACTOR
-from clients.ssh import (CommandError, HostKeyChanged, RemoteFileNotFound, Result, SshAuthError, SshClient,
+from clients.ssh import (CommandError, HostKeyChanged, LogFollower, RemoteFileNotFound, Result, SshAuthError, SshClient,
                          SshConnectError, SudoAuthError, can_login, known_hosts_name)
 from mocks.server import Simulator
 from mocks.ssh import DEFAULT_HOST_PASSWORD, SUDO_NO_TTY, attach_ssh, install, seed_host_ssh, ssh_service
@@ -252,10 +252,10 @@ def test_follow_a_growing_file_by_offset(sim, amap, host, kh):
 
         svc.fs.provide("/home/smartx/grow.log", lambda t: "".join(f"{i}0s\n" for i in range(int(min(t, 300) // 10)))
                        + (DONE + "\n" if t >= 300 else ""), owner="smartx")
-        chunks = list(c.tail_follow("grow.log", until=DONE, interval=60, timeout=5,
-                                    sleep=lambda s: sim.advance(s)))
-        assert DONE in chunks[-1].text and len(chunks) >= 2
-        assert "".join(ch.text for ch in chunks) == svc.fs.text("/home/smartx/grow.log")
+        f = LogFollower(c, "grow.log")
+        polls = follow(f, DONE, lambda: sim.advance(60))
+        assert polls >= 2 and f.text.endswith(DONE + "\n")
+        assert f.text == svc.fs.text("/home/smartx/grow.log")
         with pytest.raises(RemoteFileNotFound):
             c.read_from("missing.log", 0, timeout=5)
 
@@ -280,8 +280,9 @@ def test_installer_extension_nohup_and_sudo_follow(sim, amap, host, kh):
         with pytest.raises(CommandError) as exc:
             c.read_from("nohup.out", 0, timeout=5)
         assert "Permission denied" in str(exc.value)
-        seen = "".join(ch.text for ch in c.tail_follow("nohup.out", until=DONE, sudo_password=DEFAULT, interval=120,
-                                                     timeout=5, sleep=lambda s: sim.advance(s)))
+        f = LogFollower(c, "nohup.out", sudo_password=DEFAULT)
+        follow(f, DONE, lambda: sim.advance(120))
+        seen = f.text
         assert seen.startswith("[0s] installing\n") and seen.endswith(DONE + "\n")
         assert seen == svc.fs.text("/home/smartx/nohup.out")[:len(seen.encode())]
 
@@ -360,3 +361,13 @@ def test_host_passwords_is_idempotent(sim, amap, plan, host, kh):
     assert svc.password_changes(h.ssh_user) == svc.password_changes(h.admin_user) == 1
     svc.set_password(h.admin_user, DEFAULT)                           # half-done earlier run: root not changed
     assert hp.set_host_passwords(h) == "changed" and svc.password_ok(h.admin_user, h.admin_password)
+
+
+def follow(f, until: str, advance, polls: int = 100) -> int:
+    """Poll a LogFollower until ``until`` shows, advancing simulated time between polls."""
+    for n in range(1, polls + 1):
+        f.poll()
+        if until in f.text:
+            return n
+        advance()
+    raise AssertionError(f"{until!r} never appeared; read: {f.text[-300:]!r}")

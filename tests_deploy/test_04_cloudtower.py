@@ -166,7 +166,7 @@ def test_install_cloudtower(valid_plan, cloudtower_ssh, amap, step, pacing):
     cloudtower_ssh.write_file_sudo("/etc/resolv.conf", "".join(f"nameserver {d}\n" for d in valid_plan.dns))
     pre = cloudtower_ssh.sudo(f"sh {PREINSTALL}", timeout=600)
     assert pre.ok, f"preinstall.sh 失败 / failed (exit {pre.exit_status}): {pre.stdout[-2000:]}"
-    log = InstallLog(cloudtower_ssh, pacing)  # nohup appends: follow only what this attempt writes
+    log = InstallLog(cloudtower_ssh, pacing)
     cloudtower_ssh.sudo(f"nohup {INSTALLER} deploy &", timeout=60)
     wait_for(log.read, log.finished, what="CloudTower 安装 / install", interval=10, limit=INSTALL_LIMIT,
              pacing=pacing, describe=lambda _: log.last_line,
@@ -178,26 +178,27 @@ def test_install_cloudtower(valid_plan, cloudtower_ssh, amap, step, pacing):
 
 
 class InstallLog:
-    """Follows nohup.out by byte offset; notices success, an error line, or a log that stopped growing."""
+    """What the installer wrote in this attempt (nohup.out, followed through sudo: root-owned, 0600):
+    success, an error line, or a log that stopped growing."""
 
     def __init__(self, ssh, pacing):
-        self.ssh, self.pacing = ssh, pacing
-        size = ssh.sudo(f"wc -c < {INSTALL_LOG}", password=ssh.password)
-        self.text, self.offset = "", int(size.stdout.strip() or 0) if size.ok else 0
+        from clients.ssh import LogFollower
+
+        self.pacing = pacing
+        self.follower = LogFollower.from_end(ssh, INSTALL_LOG, sudo_password=ssh.password)  # nohup appends
         self.error = self.stalled = False
         self._quiet_since = None
+
+    @property
+    def text(self) -> str:
+        return self.follower.text
 
     def read(self) -> str:
         import time
 
-        chunk = self.ssh.read_from(INSTALL_LOG, self.offset, sudo_password=self.ssh.password)  # root-owned, 0600
         now = time.monotonic()
-        if chunk.data:
-            self.text += chunk.text
+        if self.follower.poll() or self._quiet_since is None:
             self._quiet_since = now
-        elif self._quiet_since is None:
-            self._quiet_since = now
-        self.offset = chunk.offset
         self.error = bool(LOG_ERROR.search(self.text))
         self.stalled = (now - self._quiet_since) / self.pacing.scale > LOG_STALL_LIMIT
         return self.text
