@@ -38,3 +38,12 @@ def leaks(run_dirs, secrets) -> list[tuple[str, str]]:
     assert files, "no output to check"
     return [(str(p), s[:4] + "…") for p in files for s in secrets
             if s in p.read_bytes().decode("utf-8", errors="replace")]
+
+
+def simulator(plan_file: Path):
+    """A simulator of ``plan_file`` on loopback, fast pacing, no faults from the environment."""
+    from mocks.server import Simulator
+    from plan.parse import load
+
+    plan, _ = load(plan_file)
+    return Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False)

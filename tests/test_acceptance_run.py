@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mocks.server import Simulator
 from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import report_of, run_suite, state_of
+from .suite_runs import report_of, run_suite, simulator, state_of
 
 DEPLOY = "/api/v2/deployment/cluster"
 
@@ -27,8 +26,7 @@ def plan_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sim(plan_file):
-    plan, _ = load(plan_file)
-    with Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False) as s:
+    with simulator(plan_file) as s:
         yield s
 
 
@@ -139,8 +137,7 @@ def test_selection_flags_that_hide_dependent_steps_are_refused(plan_file, tmp_pa
 
 def test_plan_with_errors_blocks_every_step_that_changes_the_cluster(tmp_path):
     bad = write_example(tmp_path / "bad.xlsx", hosts=4, overrides={(L.SHEET_HOSTS, "N4"): "10.0.99.12"})
-    plan, _ = load(bad)
-    with Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False) as s:
+    with simulator(bad) as s:
         proc = run_suite("--plan", str(bad), "--simulator", s.control_url, "--run-dir", str(tmp_path / "r"))
         assert s.count("POST") == 0
     assert proc.returncode == 1

@@ -15,7 +15,7 @@ from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import leaks, outcomes, report_of, run_suite, state_of
+from .suite_runs import leaks, outcomes, report_of, run_suite, simulator, state_of
 
 BUSINESS = 3
 VDS_CREATE, VLAN_CREATE = "/api/v2/network/vds", "/api/v2/network/vds/*/vlans"
@@ -31,18 +31,13 @@ def plan_file(tmp_path_factory) -> Path:
     return _plan(tmp_path_factory, "separate")
 
 
-def _sim(plan_file: Path) -> Simulator:
-    plan, _ = load(plan_file)
-    return Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False)
-
-
 def _run(sim: Simulator, plan_file: Path, run_dir: Path, *extra: str):
     return run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--run-dir", str(run_dir), *extra)
 
 
 def test_second_full_run_creates_nothing_twice(plan_file, tmp_path):
     plan, _ = load(plan_file)
-    with _sim(plan_file) as sim:
+    with simulator(plan_file) as sim:
         for n in (1, 2):
             proc = _run(sim, plan_file, tmp_path / f"r{n}")
             assert proc.returncode == 0, proc.stdout[-4000:]
@@ -71,7 +66,7 @@ def test_second_full_run_creates_nothing_twice(plan_file, tmp_path):
 
 def test_resume_after_a_mid_stage_failure_creates_nothing_twice(plan_file, tmp_path):
     run_dir = tmp_path / "run"
-    with _sim(plan_file) as sim:
+    with simulator(plan_file) as sim:
         sim.faults.add({"method": "POST", "path": VLAN_CREATE, "nth": 2, "action": {"status": 500}})
         first = _run(sim, plan_file, run_dir)
         assert first.returncode == 1
@@ -95,7 +90,7 @@ def test_resume_after_a_mid_stage_failure_creates_nothing_twice(plan_file, tmp_p
 def test_faults_a_chunk_once_a_401_a_failed_job_and_a_broken_bmc(plan_file, tmp_path):
     plan, _ = load(plan_file)
     run_dir = tmp_path / "run"
-    with _sim(plan_file) as sim:
+    with simulator(plan_file) as sim:
         sim.faults.add({"method": "POST", "path": UPLOAD, "nth": 2, "action": {"status": 500}})
         sim.faults.add({"method": "GET", "path": "/api/v2/tools/license", "nth": 1, "action": {"status": 401}})
         sim.faults.add({"method": "PUT", "path": "/api/v2/settings/dns",
@@ -120,7 +115,7 @@ def test_faults_a_chunk_once_a_401_a_failed_job_and_a_broken_bmc(plan_file, tmp_
 
 
 def test_a_chunk_failing_three_times_recreates_the_volume(plan_file, tmp_path):
-    with _sim(plan_file) as sim:
+    with simulator(plan_file) as sim:
         sim.faults.add({"method": "POST", "path": UPLOAD, "nth": 2, "times": 3, "action": {"status": 503}})
         proc = _run(sim, plan_file, tmp_path / "run", "-m", "stage01 or stage02 or stage03")
         assert proc.returncode == 0, proc.stdout[-4000:]
@@ -135,7 +130,7 @@ def test_mgmt_and_business_shared_puts_vlans_on_the_management_vds(tmp_path_fact
     shared = _plan(tmp_path_factory, "shared", network_arch="存储独立")
     plan, findings = load(shared)
     assert plan.business_on_mgmt_vds and not [f for f in findings if f.is_error]
-    with _sim(shared) as sim:
+    with simulator(shared) as sim:
         proc = _run(sim, shared, tmp_path / "run")
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert sim.count("POST", VDS_CREATE) == 0
@@ -150,7 +145,7 @@ def test_write_back_updates_the_users_workbook_and_still_resumes(tmp_path_factor
 
     user_plan = _plan(tmp_path_factory, "writeback")
     run_dir = tmp_path / "run"
-    with _sim(user_plan) as sim:
+    with simulator(user_plan) as sim:
         proc = _run(sim, user_plan, run_dir, "--write-back", "-m", "stage01 or stage02 or stage03")
         assert proc.returncode == 0, proc.stdout[-4000:]
         serial = sim.fisheye.license()["serial"]
@@ -164,7 +159,7 @@ def test_write_back_updates_the_users_workbook_and_still_resumes(tmp_path_factor
 
 def test_a_changed_ssh_host_key_on_a_later_run_fails_the_step(plan_file, tmp_path):
     plan, _ = load(plan_file)
-    with _sim(plan_file) as sim:
+    with simulator(plan_file) as sim:
         first = _run(sim, plan_file, tmp_path / "r1", "-m", "stage01 or stage02 or stage03")
         assert first.returncode == 0, first.stdout[-3000:]
         assert str(plan.hosts[0].mgmt_ip) in (tmp_path / "r1" / "known_hosts").read_text()

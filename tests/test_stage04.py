@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mocks.server import Simulator
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import leaks, outcomes, run_suite, state_of
+from .suite_runs import leaks, outcomes, run_suite, simulator, state_of
 
 VM_CREATE, ISO_VOLUME, ISO_CHUNK = "/api/v2/vms", "/api/v2/images/upload/volume", "/api/v2/images/upload"
 INSTALLER = "*installer/binary/installer deploy*"
@@ -27,8 +26,7 @@ def plan_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sim(plan_file):
-    plan, _ = load(plan_file)
-    with Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False) as s:
+    with simulator(plan_file) as s:
         yield s
 
 
