@@ -1,15 +1,43 @@
 """``python -m mocks serve --plan PLAN.xlsx [--time-scale 1.0] [--faults FILE]``
 
-Loads the plan, starts the simulator, prints the address map, serves until Ctrl-C
-(exit code 0). No fork, no signal handling beyond KeyboardInterrupt: works the same on
-Linux, macOS and Windows.
+Loads the plan, starts the simulator, prints the address map, serves until Ctrl-C, SIGTERM or
+SIGHUP (SIGBREAK on Windows), then stops cleanly: threads joined, sockets closed, its temporary
+folder (certificates) removed; exit code 0. SIGINT is handled explicitly, so a server started as a
+background job (where the shell set SIGINT to "ignore") still stops on it. No fork: works the same
+on Linux, macOS and Windows.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-import time
+import threading
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+
+
+def install_stop_handlers(stop: threading.Event) -> dict:
+    """Make every stop signal this platform has set ``stop`` (also SIGINT when inherited as
+    ignored). Returns the previous handlers, for :func:`restore_handlers`."""
+    previous = {}
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+        except (ValueError, OSError):          # not the main thread, or not settable here
+            pass
+    return previous
+
+
+def restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        try:
+            signal.signal(sig, handler)
+        except (ValueError, OSError, TypeError):
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"cannot start the simulator: {exc}", file=sys.stderr)
         return 2
+    stop = threading.Event()
+    previous = install_stop_handlers(stop)
     try:
         sim.start()
         summary = None
@@ -78,12 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             print("requests are routed by the local port; send the simulated address as the Host header:")
             print(format_access(sim))
         print("serving; press Ctrl-C to stop", flush=True)
-        while True:
-            time.sleep(0.5)
+        while not stop.wait(0.5):
+            pass
+        print("stopping", flush=True)
     except KeyboardInterrupt:
         print("stopping", flush=True)
     finally:
         sim.close()
+        restore_handlers(previous)
     return 0
 
 

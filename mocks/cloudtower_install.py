@@ -1,25 +1,13 @@
-"""The CloudTower installer inside the CloudTower VM (guide §04), run over SSH.
+"""The CloudTower installer in the CloudTower VM (guide §04), over SSH (README: "CloudTower installer over SSH").
 
-    from mocks.cloudtower_install import install
-    install(sim)          # once (Simulator.from_plan does it): sim.install; every CloudTower guest's SSH
-                          # service gets the two programs below when it comes up
-
-What the guest understands (besides the SSH family's built-in shell: ``sudo``, ``sh -c``, ``printf``,
-``echo``, ``cat``, ``tail``, ``wc``, ``nohup``, redirections, ``&&``, ``&`` ...):
-
-* ``/usr/share/smartx/tower/preinstall.sh`` -- run as root (``sudo sh PATH``, ``sudo PATH``,
-  ``sudo bash PATH``): prints a few lines and prepares the machine; exit 0.
-* ``/usr/share/smartx/tower/installer/binary/installer deploy`` -- run as root, normally as the
-  guide does: ``sudo sh /usr/share/smartx/tower/preinstall.sh && sudo nohup sudo
-  /usr/share/smartx/tower/installer/binary/installer deploy &`` (``nohup`` appends to ``nohup.out``
-  in the current directory, root-owned, mode 0600: ``/home/cloudtower/nohup.out`` for the
-  ``cloudtower`` user). The log grows with simulated time (:attr:`InstallModel.duration_s`, default
-  1200 s) and ends with ``Install Operation Center Successfully``; then
-  ``mocks.cloudtower.service.start(sim, ip)`` brings CloudTower's HTTPS (443) up on the VM's address.
-
-The installer *fails* at once (an ``[ERROR]`` line, then ``Install Operation Center Failed``; exit 1)
-when, at its start, ``/etc/resolv.conf`` lacks a ``nameserver`` line for any of the plan's DNS servers
-(field notes: write resolv.conf before running the installer), or when ``preinstall.sh`` has not run.
+``sim.install`` is the :class:`InstallModel` of family ``cloudtower_install`` (:class:`InstallerFamily`):
+every CloudTower guest's SSH service gets two programs when the guest takes its address --
+``preinstall.sh`` (root; prepares the machine) and ``installer deploy`` (root; normally run as the guide
+does, ``nohup`` appending to the root-only ``/home/cloudtower/nohup.out``). The log grows with simulated
+time (:attr:`InstallModel.duration_s`) and ends with ``Install Operation Center Successfully``; then the
+event ``tower_ready`` lets the CloudTower family bring HTTPS (443) up on the VM's address. The installer
+fails at once (``[ERROR]`` line, ``Install Operation Center Failed``, exit 1) without ``preinstall.sh``
+first, or when ``/etc/resolv.conf`` lacks a ``nameserver`` line for a plan DNS server.
 
 Knobs (``sim.install``) and the equivalent fault rules (method ``INSTALLER``; ``path`` globs the
 installer's command line ``/usr/share/smartx/tower/installer/binary/installer deploy``; ``address`` is
@@ -47,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .family import Family
+
 log = logging.getLogger("mocks")
 
 PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"
@@ -57,6 +47,8 @@ FAILED_LINE = "Install Operation Center Failed"
 DEFAULT_INSTALL_S = 1200.0
 GUIDE_COMMAND = f"sudo sh {PREINSTALL} && sudo nohup sudo {INSTALLER} deploy &"
 FAULT_METHOD = "INSTALLER"
+_KNOBS = {"duration_s": (float, DEFAULT_INSTALL_S), "fail_with": (None, None), "stall": (bool, False),
+          "never_open_443": (bool, False), "service_warmup_s": (float, 0.0)}     # knob -> (type, default)
 _NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)\s*$", re.M)
 _VERSION = re.compile(r"(\d+\.\d+\.\d+)")
 
@@ -80,12 +72,31 @@ _IMAGES = ["tower-api", "tower-web", "tower-worker", "tower-gateway", "graphql-s
            "redis", "prometheus", "alertmanager", "grafana", "loki", "nginx", "license-server", "task-manager",
            "event-collector", "vm-tools-agent", "backup-plugin", "observability-agent", "upgrade-center"]
 _CHARTS = ["infra", "database", "tower-core", "tower-web", "monitoring", "logging", "license", "gateway"]
+_GROUPS = {   # the expanded steps: name -> (start, span, [(i, n, text)]); line i of n at start + span * i / n
+    "images": (0.07, 0.40, [(i, len(_IMAGES), f"[INFO] [images] loading image {i + 1}/{len(_IMAGES)}: tower/{x}")
+                            for i, x in enumerate(_IMAGES)]),
+    "charts": (0.53, 0.15, [(i, len(_CHARTS), f"[INFO] [deploy] installing chart {x}") for i, x in enumerate(_CHARTS)]),
+    "pods": (0.70, 0.28, [(k, 31, f"[INFO] [deploy] waiting for pods to be ready ({k}/31)") for k in range(0, 32, 4)])}
 
 
-def installer_fault(faults, address: str):
-    """The fault rule that fires for an installer start at ``address``: only rules whose ``method``
-    names ``INSTALLER`` apply (``path`` globs ``INSTALL_COMMAND``); see ``Faults.match``."""
-    return faults.match(FAULT_METHOD, INSTALL_COMMAND, address, 22, explicit=True)
+@dataclass(frozen=True)
+class InstallerFate:
+    """What a fault rule decided for one installer start (typed: the model never reads rule dicts)."""
+
+    outcome: str | None = None      # "fail" | "stuck" | None
+    msg: str | None = None
+    stage: str = ""                 # lower-case; "https": success, but 443 never opens
+    rule: str | None = None
+
+
+def installer_fault(faults, address: str) -> InstallerFate:
+    """The fate of an installer start at ``address``: only fault rules whose ``method`` names
+    ``INSTALLER`` apply (``path`` globs ``INSTALL_COMMAND``); see ``Faults.match``."""
+    rule = faults.match(FAULT_METHOD, INSTALL_COMMAND, address, 22, explicit=True)
+    if rule is None:
+        return InstallerFate()
+    a = rule.action
+    return InstallerFate(a.get("operation"), a.get("msg"), str(a.get("stage") or "").lower(), rule.id)
 
 
 def plan_dns(sim) -> list[str]:
@@ -97,21 +108,9 @@ def nameservers(resolv: str) -> list[str]:
 
 
 def default_start_service(sim, ip: str, setup: dict | None = None, warmup: float = 0.0) -> bool:
-    """``mocks.cloudtower.service.start(sim, ip[, setup=...][, warmup=...])`` -- the CloudTower service
-    family's entry point (HTTPS 443: REST ``/v2/api/*`` and GraphQL ``/api``). False when that family
-    is not there (443 then stays closed)."""
-    try:
-        from .cloudtower import service
-    except ImportError as exc:
-        log.warning("sim install: mocks.cloudtower.service is not available (%s); CloudTower's 443 on %s stays "
-                    "closed", exc, ip)
-        return False
-    kw: dict[str, Any] = {}
-    if setup is not None:
-        kw["setup"] = setup
-    if warmup:
-        kw["warmup"] = float(warmup)
-    service.start(sim, ip, **kw)
+    """Announce that CloudTower finished installing at ``ip`` (event ``tower_ready``); the CloudTower
+    family reacts by bringing its HTTPS (443: REST ``/v2/api/*`` and GraphQL ``/api``) up there."""
+    sim.events.emit("tower_ready", ip=ip, setup=setup, warmup=float(warmup or 0.0))
     return True
 
 
@@ -219,25 +218,17 @@ class InstallModel:
         addr = inv.service.address
         self.settle()
         now = self.clock.now()
-        with self.lock:
-            busy = next((r for r in self.runs if r.address == addr and r.outcome in ("success", "stalled")
-                         and not r.finished), None)
-            done = next((r for r in self.runs if r.address == addr and r.outcome == "success" and r.finished), None)
         path = getattr(inv.out, "path", None)
         log_ = self._open_log(inv.service, path) if path and path != "/dev/null" else None
-        stamp = self._stamp(self.clock.wall())
-        if busy is not None or done is not None:
-            if busy is not None:
-                msg = [f"{stamp} [ERROR] another installation is in progress (started at "
-                       f"{self._stamp(busy.started_wall)}); exiting"]
-            else:
-                msg = [f"{stamp} [INFO] Operation Center is already installed on this machine", DONE_LINE]
+        refused = self._refusal(addr)
+        if refused is not None:
+            status, msg = refused
             if log_ is not None:
                 for line in msg:
                     log_.add(now, line)
             else:
                 inv.out.write("".join(line + "\n" for line in msg))
-            return 1 if busy is not None else 0
+            return status
         run = InstallRun(addr, now, self.clock.wall(), float(self.duration_s), "success",
                          log_path=log_.path if log_ is not None else None)
         self._plan_run(run, inv.fs.text("/etc/resolv.conf") if inv.fs.is_file("/etc/resolv.conf") else "")
@@ -251,6 +242,20 @@ class InstallModel:
         log.info("sim install: installer started on %s -> %s%s", addr, run.outcome,
                  "" if run.https else " (443 will not open)")
         return 1 if run.outcome == "failed" and run.end == 0 else 0
+
+    def _refusal(self, addr: str) -> tuple[int, list[str]] | None:
+        """``(exit status, log lines)`` when an install runs (or ran) at ``addr`` already, else None."""
+        with self.lock:
+            busy = next((r for r in self.runs if r.address == addr and r.outcome in ("success", "stalled")
+                         and not r.finished), None)
+            done = next((r for r in self.runs if r.address == addr and r.outcome == "success" and r.finished), None)
+        stamp = self._stamp(self.clock.wall())
+        if busy is not None:
+            return 1, [f"{stamp} [ERROR] another installation is in progress (started at "
+                       f"{self._stamp(busy.started_wall)}); exiting"]
+        if done is not None:
+            return 0, [f"{stamp} [INFO] Operation Center is already installed on this machine", DONE_LINE]
+        return None
 
     def _open_log(self, svc, path: str) -> TimedLog:
         """The timed log behind ``path`` on that guest, (re)attached to the file when the file is not
@@ -281,33 +286,19 @@ class InstallModel:
     def _plan_run(self, run: InstallRun, resolv: str) -> None:
         """Decide the outcome (preinstall, DNS, fault rules, knobs) and lay out the whole log."""
         dur = run.duration
-        version = self._version(run.address)
-        head = [[0.0, f"[INFO] Start to install Operation Center {version}"]]
+        head = [[0.0, f"[INFO] Start to install Operation Center {self._version(run.address)}"]]
         wanted, have = plan_dns(self.sim), nameservers(resolv)
         missing = [d for d in wanted if d not in have]
-        if run.address not in self.preinstalled:
+        if run.address not in self.preinstalled or missing:
             run.outcome, run.https = "failed", False
-            run.lines = head + [[0.0, f"[ERROR] [precheck] the environment is not prepared: run {PREINSTALL} "
-                                      f"first"], [0.0, FAILED_LINE]]
+            run.lines = head + self._precheck_failure(run.address not in self.preinstalled, missing, have)
             self._stamp_lines(run)
             return
-        if missing:
-            run.outcome, run.https = "failed", False
-            run.lines = head + [
-                [0.0, "[INFO] [precheck] checking the environment"],
-                [0.0, f"[ERROR] [precheck] name resolution: /etc/resolv.conf has no nameserver "
-                      f"{', '.join(missing)} (found: {', '.join(have) or 'none'}); configure /etc/resolv.conf "
-                      f"before running the installer"],
-                [0.0, FAILED_LINE]]
-            self._stamp_lines(run)
-            return
-        rule = installer_fault(self.sim.faults, run.address)
-        action = rule.action if rule is not None else {}
-        op, stage = action.get("operation"), str(action.get("stage") or "").lower()
-        run.fault_rule = rule.id if rule is not None else None
+        fate = installer_fault(self.sim.faults, run.address)
+        op, stage, run.fault_rule = fate.outcome, fate.stage, fate.rule
         lines = head + self._progress(run, dur, have)
         if op == "fail" or (op is None and self.fail_with):
-            msg = (action.get("msg") if op == "fail" else self.fail_with) or "[ERROR] installation failed"
+            msg = (fate.msg if op == "fail" else self.fail_with) or "[ERROR] installation failed"
             at = round(dur * 0.6)
             run.outcome, run.https = "failed", False
             run.lines = [x for x in lines if x[0] < at] + [[at, msg], [at, FAILED_LINE]]
@@ -321,6 +312,18 @@ class InstallModel:
             run.https = not ((op == "stuck" and stage == "https") or (op is None and self.never_open_443))
         self._stamp_lines(run)
 
+    @staticmethod
+    def _precheck_failure(unprepared: bool, missing: list[str], have: list[str]) -> list[list]:
+        """The log of a start refused by the precheck: no ``preinstall.sh`` first, or DNS missing."""
+        if unprepared:
+            return [[0.0, f"[ERROR] [precheck] the environment is not prepared: run {PREINSTALL} first"],
+                    [0.0, FAILED_LINE]]
+        return [[0.0, "[INFO] [precheck] checking the environment"],
+                [0.0, f"[ERROR] [precheck] name resolution: /etc/resolv.conf has no nameserver "
+                      f"{', '.join(missing)} (found: {', '.join(have) or 'none'}); configure /etc/resolv.conf "
+                      f"before running the installer"],
+                [0.0, FAILED_LINE]]
+
     def _progress(self, run: InstallRun, dur: float, dns: list[str]) -> list[list]:
         vm = self._vm(run.address)
         fmt = {"cpu": vm.vcpu if vm else 8, "mem": (vm.memory if vm else 20401094656) / 2 ** 30,
@@ -328,18 +331,9 @@ class InstallModel:
                "dns": ", ".join(dns) or "-", "ip": run.address}
         out: list[list] = []
         for frac, text in _STEPS:
-            if frac == "images":
-                for i, name in enumerate(_IMAGES):
-                    out.append([round(dur * (0.07 + 0.40 * i / len(_IMAGES))),
-                                f"[INFO] [images] loading image {i + 1}/{len(_IMAGES)}: tower/{name}"])
-            elif frac == "charts":
-                for i, name in enumerate(_CHARTS):
-                    out.append([round(dur * (0.53 + 0.15 * i / len(_CHARTS))), f"[INFO] [deploy] installing chart {name}"])
-            elif frac == "pods":
-                total = 31
-                for k in range(0, total + 1, 4):
-                    out.append([round(dur * (0.70 + 0.28 * k / total)),
-                                f"[INFO] [deploy] waiting for pods to be ready ({min(k, total)}/{total})"])
+            if frac in _GROUPS:
+                begin, span, items = _GROUPS[frac]
+                out += [[round(dur * (begin + span * i / n)), line] for i, n, line in items]
             else:
                 out.append([round(dur * frac), text.format(**fmt)])
         return out
@@ -356,16 +350,12 @@ class InstallModel:
 
     def _vm(self, address: str):
         vms = getattr(self.sim, "vms", None)
-        if vms is None:
-            return None
-        return next((v for v in vms.vms.values() if address in v.ips and v.ready), None)
+        return next((v for v in vms.vms.values() if address in v.ips and v.ready), None) if vms is not None else None
 
     def _version(self, address: str) -> str:
         vm = self._vm(address)
-        names = [d.get("image_name") or "" for d in vm.disks if d["type"] == "cdrom"] if vm else []
-        for n in names:
-            m = _VERSION.search(n)
-            if m:
+        for n in ([d.get("image_name") or "" for d in vm.disks if d["type"] == "cdrom"] if vm else []):
+            if (m := _VERSION.search(n)):
                 return m.group(1)
         comp = getattr(getattr(self.sim, "plan", None), "components", {}) or {}
         ct = comp.get("cloudtower") if isinstance(comp, dict) else None
@@ -374,18 +364,15 @@ class InstallModel:
     def _on_read(self, address: str) -> None:
         """Someone reads the log (nohup.out): runs that reached their last line finish now, so a client
         that saw ``Install Operation Center Successfully`` can connect to 443 at once."""
-        now = self.clock.now()
-        with self.lock:
-            due = [r for r in self.runs if r.address == address and r.outcome == "success" and not r.finished
-                   and now >= r.started + r.duration]
-        for r in due:
-            self._finish(r)
+        self.settle(address)
 
     # ------------------------------------------------------------------ progress on read
-    def settle(self) -> None:
+    def settle(self, address: str | None = None) -> None:
+        """Finish the successful runs (at ``address``, default: everywhere) whose time is up."""
         now = self.clock.now()
         with self.lock:
-            due = [r for r in self.runs if r.outcome == "success" and not r.finished and now >= r.started + r.duration]
+            due = [r for r in self.runs if r.outcome == "success" and not r.finished and now >= r.started + r.duration
+                   and address in (None, r.address)]
         for r in due:
             self._finish(r)
 
@@ -424,22 +411,24 @@ class InstallModel:
         return r.outcome
 
     # ------------------------------------------------------------------ snapshot / restore
+    def _guest_fs(self, address: str):
+        """The file system of the guest's SSH service at ``address`` (None when it has none)."""
+        from .ssh import ssh_service
+        try:
+            return ssh_service(self.sim, address).fs
+        except KeyError:
+            return None
+
     def export_state(self) -> dict:
         self.settle()
-        from .ssh import ssh_service
-
         resolv = {}
         for a in sorted({r.address for r in self.runs} | set(self.preinstalled)):
-            try:
-                fs = ssh_service(self.sim, a).fs
-            except KeyError:
-                continue
-            if fs.is_file("/etc/resolv.conf"):
+            fs = self._guest_fs(a)
+            if fs is not None and fs.is_file("/etc/resolv.conf"):
                 resolv[a] = fs.text("/etc/resolv.conf")
         with self.lock:
-            return {"knobs": {"duration_s": self.duration_s, "fail_with": self.fail_with, "stall": self.stall,
-                              "never_open_443": self.never_open_443, "service_warmup_s": self.service_warmup_s},
-                    "preinstalled": sorted(self.preinstalled), "services_started": list(self.services_started),
+            return {"knobs": {k: getattr(self, k) for k in _KNOBS}, "preinstalled": sorted(self.preinstalled),
+                    "services_started": list(self.services_started),
                     "resolv_conf": resolv, "runs": [dataclasses.asdict(r) for r in self.runs],
                     "logs": [dataclasses.asdict(x) for x in self.logs.values()]}
 
@@ -449,38 +438,39 @@ class InstallModel:
         return d
 
     def import_state(self, state: dict) -> list[str]:
-        from .ssh import ssh_service
-
         notes: list[str] = []
         known = {f.name for f in dataclasses.fields(InstallRun)}
-        k = state.get("knobs") or {}
+        knobs = state.get("knobs") or {}
         with self.lock:
-            self.duration_s = float(k.get("duration_s", self.duration_s))
-            self.fail_with = k.get("fail_with")
-            self.stall = bool(k.get("stall", False))
-            self.never_open_443 = bool(k.get("never_open_443", False))
-            self.service_warmup_s = float(k.get("service_warmup_s", 0.0))
+            for k, (kind, default) in _KNOBS.items():
+                v = knobs.get(k, default)
+                setattr(self, k, v if kind is None or v is None else kind(v))
             self.preinstalled = set(state.get("preinstalled", []))
             self.runs = [InstallRun(**{x: v for x, v in r.items() if x in known}) for r in state.get("runs", [])]
             started = list(state.get("services_started", []))
             self.services_started = list(started)
         for a, text in (state.get("resolv_conf") or {}).items():
-            try:
-                ssh_service(self.sim, a).fs.write("/etc/resolv.conf", text)
-            except KeyError:
+            fs = self._guest_fs(a)
+            if fs is None:
                 notes.append(f"cloudtower install: no SSH service at {a}; its /etc/resolv.conf was not restored")
+            else:
+                fs.write("/etc/resolv.conf", text)
         for d in state.get("logs", []):
             log_ = TimedLog(d["address"], d["path"], d.get("prefix", ""), [list(e) for e in d.get("entries", [])])
-            try:
-                fs = ssh_service(self.sim, log_.address).fs
-            except KeyError:
+            fs = self._guest_fs(log_.address)
+            if fs is None:
                 notes.append(f"cloudtower install: no SSH service at {log_.address}; {log_.path} was not restored")
                 continue
             with self.lock:
                 self.logs[(log_.address, log_.path)] = log_
             fs.write(log_.path, b"", owner="root", mode=0o600)
             self._attach_log(fs, log_)
-        for a in started:                    # the CloudTower family restores its own towers when it is there
+        return notes + self._restart_services(started)
+
+    def _restart_services(self, started: list[str]) -> list[str]:
+        """Start the CloudTower service again where it had started (the CloudTower family restores its own)."""
+        notes = []
+        for a in started:
             ep = self.sim.hub.endpoint(a, 443)
             if "cloudtower" in self.sim.state.families or (ep is not None and ep.up):
                 continue
@@ -492,22 +482,19 @@ class InstallModel:
         return notes
 
 
-def install(sim) -> InstallModel:
-    """Wire the installer simulation into a simulator (idempotent; after ``mocks.vms.install``)."""
-    existing = sim.state.families.get("cloudtower_install")
-    if existing is not None:
-        return existing
-    from .vms import chain_settle
-    from .vms import install as install_vms
+class InstallerFamily(Family):
+    """The CloudTower installer over a CloudTower guest's SSH (``sim.install``). Reacts to
+    ``vm_address``: a CloudTower guest that takes an address gets ``preinstall.sh`` and the installer."""
 
-    vms = install_vms(sim)
-    model: InstallModel = sim.state.register("cloudtower_install", InstallModel(sim))
-    sim.install = model
+    name = "cloudtower_install"
 
-    def on_address(vm, old, new) -> None:
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.model = InstallModel(sim)
+
+    def attach(self) -> None:
+        self.sim.events.on("vm_address", self._on_address)
+
+    def _on_address(self, vm, old, new) -> None:
         if vm.flavour == "cloudtower":
-            model.attach(new)
-
-    vms.address_hooks.append(on_address)
-    chain_settle(sim, model.settle)
-    return model
+            self.model.attach(new)

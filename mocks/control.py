@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from .core import App, Request, Response
+from .http import App, Request, Response
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -130,7 +130,7 @@ class ControlApp(App):
                 self.sim.clock.advance(float(body["advance"]))
         except (ValueError, TypeError, AttributeError) as exc:
             return _err(f"bad clock request: {exc}")
-        self.sim.state.settle()
+        self.sim.settle()
         return Response.json(self.sim.clock.to_dict())
 
     def endpoints(self, req: Request) -> Response:

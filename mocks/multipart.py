@@ -1,8 +1,8 @@
-"""Streaming ``multipart/form-data`` reader (RFC 7578).
+"""Streaming ``multipart/form-data`` reader (RFC 7578) on top of werkzeug's sans-IO ``MultipartDecoder``.
 
-Reads a body block by block from a ``read(n) -> bytes`` callable (e.g. :class:`mocks.core.BodyReader`)
-and yields its parts; each part's content is handed out in blocks, so memory stays at one block
-plus the boundary, whatever the upload size::
+Reads a body block by block from a ``read(n) -> bytes`` callable (e.g. :class:`mocks.http.BodyReader`)
+and yields its parts; each part's content is handed out in blocks, so memory stays at about one
+block plus the boundary, whatever the upload size (an 8 GB ISO never sits in memory)::
 
     mp = MultipartReader(request.stream.read, boundary_of(request.header("Content-Type")))
     for part in mp.parts():
@@ -10,17 +10,23 @@ plus the boundary, whatever the upload size::
             for block in part.blocks():
                 digest.update(block)
         # parts not consumed are skipped (discarded) automatically
+
+werkzeug does the parsing (boundaries, part headers, ``Content-Disposition`` parameters); this
+module only pulls blocks into it, bounds what it may buffer (preamble and part headers: at most
+``MAX_HEADER_BYTES`` beyond one block) and stops at the closing boundary (the caller's server
+discards the epilogue).
 """
 from __future__ import annotations
 
-import re
 from typing import Callable, Iterator
+
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, State
 
 BLOCK = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 
-_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.I)
-_PARAM = re.compile(r'(\w+)\*?=(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+__all__ = ["BLOCK", "MAX_HEADER_BYTES", "MultipartError", "MultipartReader", "Part", "boundary_of"]
 
 
 class MultipartError(ValueError):
@@ -29,32 +35,33 @@ class MultipartError(ValueError):
 
 def boundary_of(content_type: str | None) -> str | None:
     """The boundary of a ``multipart/form-data`` Content-Type, or None."""
-    if not content_type or not content_type.lower().lstrip().startswith("multipart/form-data"):
+    if not content_type:
         return None
-    m = _BOUNDARY.search(content_type)
-    if not m:
+    mimetype, options = parse_options_header(content_type)
+    if mimetype.lower() != "multipart/form-data":
         return None
-    b = m.group(1) or m.group(2)
-    return b if 0 < len(b) <= 200 else None
+    b = options.get("boundary")
+    return b if b and len(b) <= 200 else None
 
 
 class Part:
-    def __init__(self, reader: MultipartReader, headers: dict[str, str]):
+    def __init__(self, reader: MultipartReader, event: Field | File):
         self._reader = reader
-        self.headers = headers
-        disp = headers.get("content-disposition", "")
-        params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
-                  for m in _PARAM.finditer(disp)}
-        self.name: str | None = params.get("name")
-        self.filename: str | None = params.get("filename")
-        self.content_type: str | None = headers.get("content-type")
-        self._gen: Iterator[bytes] | None = None
+        self.headers: dict[str, str] = {k.lower(): v for k, v in event.headers.items()}
+        self.name: str | None = event.name
+        self.filename: str | None = getattr(event, "filename", None)
+        self.content_type: str | None = self.headers.get("content-type")
+        self._done = False
 
     def blocks(self) -> Iterator[bytes]:
         """The part's content, block by block (continues where an earlier iteration stopped)."""
-        if self._gen is None:
-            self._gen = self._reader._content()
-        yield from self._gen
+        while not self._done:
+            event = self._reader._event()
+            if not isinstance(event, Data):
+                raise MultipartError(f"unexpected multipart event {type(event).__name__} inside a part")
+            self._done = not event.more_data
+            if event.data:
+                yield event.data
 
     def drain(self) -> int:
         """Skip the rest of the part's content; returns the bytes skipped."""
@@ -67,76 +74,47 @@ class MultipartReader:
             raise MultipartError("no multipart boundary")
         self._read = read
         self._block = block
-        self._delim = b"\r\n--" + boundary.encode("latin-1")
-        self._buf = bytearray(b"\r\n")      # so the first boundary looks like every later one
-        self._eof = False
+        self._decoder = MultipartDecoder(boundary.encode("latin-1"))
+        self._ended = False
 
-    def _fill(self) -> bool:
-        if self._eof:
-            return False
-        data = self._read(self._block)
-        if not data:
-            self._eof = True
-            return False
-        self._buf += data
-        return True
+    def _feed(self) -> None:
+        dec = self._decoder
+        if dec.state in (State.PREAMBLE, State.PART) and len(dec.buffer) > MAX_HEADER_BYTES + self._block:
+            raise MultipartError("multipart preamble or part headers are too large")
+        data = b"" if self._ended else self._read(self._block)
+        if data:
+            dec.receive_data(data)
+        else:
+            self._ended = True
+            dec.receive_data(None)
 
-    def _content(self) -> Iterator[bytes]:
-        """Bytes up to the next delimiter, which is consumed."""
-        d = self._delim
-        keep = len(d) - 1
+    def _event(self):
+        """The decoder's next event, fed from ``read`` as needed."""
         while True:
-            idx = self._buf.find(d)
-            if idx >= 0:
-                if idx:
-                    yield bytes(self._buf[:idx])
-                del self._buf[:idx + len(d)]
-                return
-            if len(self._buf) > keep:
-                out = bytes(self._buf[:-keep])
-                del self._buf[:-keep]
-                yield out
-            if not self._fill():
-                raise MultipartError("truncated multipart body: the closing boundary is missing")
+            state = self._decoder.state
+            try:
+                event = self._decoder.next_event()
+            except ValueError as exc:            # includes undecodable part headers
+                raise MultipartError(self._problem(state, exc)) from exc
+            if not isinstance(event, NeedData):
+                return event
+            self._feed()
 
-    def _line(self, budget: list[int]) -> bytes:
-        while True:
-            idx = self._buf.find(b"\r\n")
-            if idx >= 0:
-                line = bytes(self._buf[:idx])
-                del self._buf[:idx + 2]
-                budget[0] -= idx + 2
-                if budget[0] < 0:
-                    raise MultipartError("multipart part headers are too large")
-                return line
-            if len(self._buf) > MAX_HEADER_BYTES:
-                raise MultipartError("multipart part headers are too large")
-            if not self._fill():
-                raise MultipartError("truncated multipart body in part headers")
+    def _problem(self, state: State, exc: ValueError) -> str:
+        if not self._ended:
+            return f"bad part headers: {exc}"
+        if state is State.PREAMBLE:
+            return "no multipart boundary line in the body"
+        if state is State.PART:
+            return "truncated multipart body in part headers"
+        return "truncated multipart body: the closing boundary is missing"
 
     def parts(self) -> Iterator[Part]:
-        for _ in self._content():            # preamble (normally empty)
-            pass
-        while True:
-            while len(self._buf) < 2 and self._fill():
-                pass
-            if self._buf[:2] == b"--":        # close delimiter: discard the epilogue
-                self._buf.clear()
-                while self._fill():
-                    self._buf.clear()
+        while self._decoder.state not in (State.EPILOGUE, State.COMPLETE):
+            event = self._event()
+            if isinstance(event, (Field, File)):
+                part = Part(self, event)
+                yield part
+                part.drain()
+            elif isinstance(event, Epilogue):
                 return
-            budget = [MAX_HEADER_BYTES]
-            if self._line(budget).strip(b" \t"):
-                raise MultipartError("malformed multipart boundary line")
-            headers: dict[str, str] = {}
-            while True:
-                line = self._line(budget)
-                if not line:
-                    break
-                k, sep, v = line.decode("utf-8", "replace").partition(":")
-                if not sep:
-                    raise MultipartError(f"malformed multipart part header {line[:60]!r}")
-                headers[k.strip().lower()] = v.strip()
-            part = Part(self, headers)
-            yield part
-            part.drain()

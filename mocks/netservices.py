@@ -6,14 +6,15 @@ Both are real wire-format responders (stdlib ``struct``), enough for a probe:
   (``127.0.0.1`` unless the zone says otherwise); AAAA/other types for a known name
   get NOERROR with no answer; unknown names get NXDOMAIN; garbage gets FORMERR.
 * NTP: answers an NTPv3/v4 client packet (mode 3) with a mode-4 server reply carrying
-  the simulator's wall clock (:meth:`mocks.core.SimClock.wall`, i.e. real time + skew).
+  the simulator's wall clock (:meth:`mocks.clock.SimClock.wall`, i.e. real time + skew).
 """
 from __future__ import annotations
 
 import struct
 import threading
 
-from .core import Endpoint, SimClock, UdpResult, normalize_address
+from .clock import SimClock
+from .hub import Endpoint, UdpResult, normalize_address
 
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 QTYPE_A, QTYPE_AAAA, QTYPE_ANY = 1, 28, 255

@@ -6,12 +6,15 @@
 
 or ``python -m mocks serve --plan PLAN.xlsx --preset cloudtower-ready``.
 
-Presets are cumulative; each applies what the suite's stages would have done, through the same
-models (and the same simulated programs over the CloudTower VM's SSH service), advancing simulated
-time as the operations need:
+Presets are cumulative; each applies what the suite's stages would have done, through the simulator's
+own models with typed arguments (and the same simulated programs over the CloudTower VM's SSH
+service), advancing simulated time as the operations need:
 
-* ``cluster-deployed`` (stages 01-02): the plan's cluster deployed (``clients.payloads.deploy_payload``
-  from the hosts' scans), fisheye running on every host.
+* ``cluster-deployed`` (stages 01-02): the plan's cluster deployed, fisheye running on every host. The
+  simulator builds the deployment itself (:func:`deployment_operation`: the plan's hostnames, IPs, VDSes
+  and networks on the seeded hosts' own hardware; the storage role of each disk from the hardware's
+  disk layout and the plan's storage architecture) and lets the deployment model apply it; the
+  product's payload builder is never used, so a bug in it cannot be mirrored here.
 * ``cluster-configured`` (+ stage 03): fisheye root password = the plan's cluster admin password, VIP
   applied (up), DNS and external NTP as planned, IPMI accounts, the business VDS (or the management VDS
   when business networks share it) and the planned business VLANs, CPU compatibility = the recommended
@@ -34,6 +37,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .deployment.models import DeployOperation, SimHost
+
 log = logging.getLogger("mocks")
 
 PRESETS = ("cluster-deployed", "cluster-configured", "cloudtower-ready")
@@ -41,6 +46,7 @@ CLOUDTOWER_ISO_SIZE = 7952123904               # the guide's sample ISO
 CLOUDTOWER_ROOT_PASSWORD = "HC!r0cks"          # the guide: fixed CloudTower admin password
 VM_MEMORY = 20401094656                        # the guide's fixed payload values
 VM_DISK = 429496729600
+PRESET_OPERATION = "deploy-preset"             # id of the deployment a preset applies
 
 
 class PresetError(RuntimeError):
@@ -59,7 +65,7 @@ def apply_preset(sim, name: str) -> dict[str, Any]:
         _configured(sim, summary)
     if name == "cloudtower-ready":
         _cloudtower(sim, summary)
-    sim.state.settle()
+    sim.settle()
     log.info("sim preset %s applied: %s", name, summary)
     return summary
 
@@ -67,6 +73,10 @@ def apply_preset(sim, name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 def _ips(plan) -> list[str]:
     return [str(h.mgmt_ip) for h in plan.hosts if h.mgmt_ip is not None]
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None else str(v)
 
 
 def _wait_jobs(sim, job_ids: list[str], what: str) -> None:
@@ -88,64 +98,161 @@ def _deployed(sim, summary: dict) -> None:
     summary["hosts"] = ips
     if sim.fisheye.active:
         return
-    from clients.payloads import deploy_payload
-
-    scans = {ip: sim.deployment.scan_host(ip) for ip in ips}
-    op = sim.deployment.deploy(deploy_payload(plan, scans), ips[0])
-    sim.advance(op.duration + 1)
+    dep = sim.deployment
+    dep.settle()
+    busy = [ip for ip in ips if ip in dep.hosts and dep.hosts[ip].deployed] or dep.running()
+    if busy:
+        raise PresetError(f"the hosts are being or have been deployed outside the preset ({busy})")
+    op = deployment_operation(plan, dep.hosts, started=sim.clock.now(), stages=dep.stages)
+    with dep.lock:
+        dep.operations.append(op)
+    sim.advance(op.duration + 1)                   # the deployment model applies it; fisheye comes up
     if not sim.fisheye.active:
         raise PresetError(f"the simulated deployment did not succeed: {op.progress(sim.clock.now())}")
 
 
+def deployment_operation(plan, hosts: dict[str, SimHost], *, started: float,
+                         stages: tuple[tuple[str, float], ...]) -> DeployOperation:
+    """The deployment of the plan's cluster on the seeded ``hosts`` (management IP -> host), as the
+    deployment model records an accepted one: per-host effects (what success changes on each host)
+    and the accepted request as fisheye reads it (VDSes, networks, DNS, NTP).
+
+    Who decides what: the plan names the cluster, hosts, addresses, VDSes and NICs; the hosts'
+    hardware (UUIDs, NICs, disks) is the simulator's own (seeded from its disk layouts); the storage
+    role of a disk is its layout's (the NVMe tier caches) on a tiered (hybrid) plan, else every disk
+    holds data; the first five hosts (three when fewer than five) are masters."""
+    planned = [(row, hosts[str(row.mgmt_ip)]) for row in plan.hosts
+               if row.mgmt_ip is not None and str(row.mgmt_ip) in hosts]
+    if len(planned) < 3:
+        raise PresetError(f"a cluster needs at least 3 hosts; the plan has {len(planned)} simulated")
+    masters = 5 if len(planned) >= 5 else 3
+    m, st = plan.mgmt, plan.storage
+    vdses = {m.vds: (tuple(m.nics), m.bond_mode)}
+    vdses.setdefault(st.vds, (tuple(st.nics), st.bond_mode))
+    effects = {host.host_uuid: {
+        "hostname": row.hostname, "is_master": i < masters, "storage_ip": _s(row.storage_ip),
+        "disks": _storage_roles(host, plan.tiered), "vhost": plan.vhost_enabled,
+        "vdses": [(name, list(nics)) for name, (nics, _bond) in vdses.items()],
+    } for i, (row, host) in enumerate(planned)}
+    record = {
+        "platform": "kvm", "cluster_name": plan.cluster_name, "dns_server": list(plan.dns),
+        "vdses": [_vds_record(name, nics, bond, planned) for name, (nics, bond) in vdses.items()],
+        "networks": [
+            _network_record("mgt-network", "mgt", m, [(host.host_uuid, "port-mgt", row.mgmt_ip)
+                                                      for row, host in planned], route=True),
+            _network_record("storage-network", "storage", st, [(host.host_uuid, "port-storage", row.storage_ip)
+                                                               for row, host in planned])],
+        "ntp": {"mode": "internal", "ntp_server": None},     # the guide: NTP servers are set after deployment
+        "vhost_enabled": plan.vhost_enabled, "rdma_enabled": plan.rdma_enabled,
+    }
+    return DeployOperation(id=PRESET_OPERATION, started=started, receiving_host=planned[0][1].mgmt_ip,
+                           host_uuids=tuple(effects), host_ips={host.host_uuid: host.mgmt_ip for _r, host in planned},
+                           cluster_name=plan.cluster_name, effects=effects, payload=record, stages=tuple(stages))
+
+
+def _storage_roles(host: SimHost, tiered: bool) -> dict[str, str]:
+    """drive -> cache | data for every disk but the boot disk."""
+    return {d.drive: (d.function if tiered and d.function == "cache" else "data")
+            for d in host.disks if d.function not in ("boot", "system")}
+
+
+def _vds_record(name: str, nics: tuple[str, ...], bond: str | None, planned: list) -> dict:
+    vds: dict[str, Any] = {"name": name}
+    if len(nics) > 1 and bond:                     # one NIC: no bond
+        vds["bond_mode"] = bond
+    vds["hosts_associated"] = [{"host_uuid": host.host_uuid, "nics_associated": list(nics)} for _r, host in planned]
+    return vds
+
+
+def _network_record(name: str, kind: str, net, service: list[tuple], *, route: bool = False) -> dict:
+    cfg: dict[str, Any] = {"service": [{"host_uuid": u, "service_interface_name": port,
+                                        "service_interface_ip": _s(ip), "netmask": net.netmask}
+                                       for u, port, ip in service]}
+    if route:
+        cfg["route"] = [{"gateway": _s(net.gateway)}]
+    return {"name": name, "attached_vds": net.vds, "network_type": kind, "network_config": cfg,
+            "mode": {"type": "vlan_access", "network_identities": [net.vlan_id or 0]}}
+
+
 # --------------------------------------------------------------------------- stage 03
 def _configured(sim, summary: dict) -> None:
-    from .fisheye.models import FisheyeError
-    from .ssh import ssh_service
-
     plan, fe = sim.plan, sim.fisheye
-    pw = plan.cluster_admin_password
     if fe.root_login is None:
-        fe.setup_root({"password": pw, "repeat": pw, "encrypted": False})
-    jobs = []
-    if plan.vip is not None and fe.settings.get("management_vip") != str(plan.vip):
-        jobs.append(fe.set_vip({"iscsi_vip": None, "management_vip": str(plan.vip)})["job_id"])
-    if plan.dns and fe.settings.get("dns_servers") != list(plan.dns):
-        jobs.append(fe.set_dns({"dns_servers": list(plan.dns)})["job_id"])
-    if plan.ntp and fe.settings.get("ntp_servers") != list(plan.ntp):
-        jobs.append(fe.set_ntp({"ntp_mode": "external", "ntp_servers": list(plan.ntp)})["job_id"])
+        fe.setup_root(plan.cluster_admin_password, plan.cluster_admin_password)
     hosts = {ip: sim.deployment.hosts[ip] for ip in _ips(plan)}
-    accounts = [{"node_name": h.hostname, "host": str(h.bmc_ip), "user": h.bmc_user,
-                 "node_uuid": hosts[str(h.mgmt_ip)].host_uuid, "password": h.bmc_password}
-                for h in plan.hosts if h.bmc_ip is not None and str(h.mgmt_ip) in hosts]
-    if accounts:
-        fe.upsert_ipmi({"accounts": accounts})
-    vds = None
-    if plan.business:
-        if plan.business_on_mgmt_vds:
-            vds = fe.vds_by_name(plan.mgmt.vds)
-        else:
-            vds = fe.vds_by_name(plan.business_vds)
-            if vds is None:
-                body = {"name": plan.business_vds, "bond_mode": plan.business_bond_mode, "hosts_associated": [
-                    {"host_uuid": hosts[str(h.mgmt_ip)].host_uuid, "nics_associated": list(plan.business_nics),
-                     "data_ip": str(h.storage_ip)} for h in plan.hosts if str(h.mgmt_ip) in hosts]}
-                try:
-                    jobs.append(fe.create_vds(body)["job_id"])
-                except FisheyeError as exc:
-                    raise PresetError(f"creating the business VDS {plan.business_vds}: {exc.msg}") from None
-                vds = fe.vds_by_name(plan.business_vds)
+    jobs = _settings_jobs(sim)
+    _ipmi_accounts(sim, hosts)
+    vds, vds_job = _business_vds(sim, hosts)
+    jobs += vds_job
     if jobs:
         _wait_jobs(sim, jobs, "stage 03 settings")
     if vds is not None:
-        have = {v.name for v in fe.vlans.values() if v.vds_uuid == vds.uuid}
-        for net in plan.business:
-            if net.name and net.name not in have:
-                fe.create_vlan(vds.uuid, {"name": net.name, "vlan_id": net.vlan_id or 0, "vds_uuid": vds.uuid})
+        vds = fe.vds_by_name(vds)
+        _business_vlans(sim, vds)
         summary["business_vds"] = {"name": vds.name, "uuid": vds.uuid, "ovsbr_name": vds.ovsbr_name}
     models = fe.recommended_cpu_models()
     if models and fe.settings.get("cpu_model") != models[0]:
-        fe.set_cpu_compatibility({"cpu_model": models[0]})
-    for h in plan.hosts:
+        fe.set_cpu_compatibility(models[0])
+    _host_passwords(sim)
+    summary["vip"] = fe.settings.get("management_vip")
+
+
+def _settings_jobs(sim) -> list[str]:
+    """VIP, DNS and external NTP as planned; the ids of the jobs started."""
+    plan, fe = sim.plan, sim.fisheye
+    jobs = []
+    if plan.vip is not None and fe.settings.get("management_vip") != str(plan.vip):
+        jobs.append(fe.set_vip(str(plan.vip), None)["job_id"])
+    if plan.dns and fe.settings.get("dns_servers") != list(plan.dns):
+        jobs.append(fe.set_dns(list(plan.dns))["job_id"])
+    if plan.ntp and fe.settings.get("ntp_servers") != list(plan.ntp):
+        jobs.append(fe.set_ntp("external", list(plan.ntp))["job_id"])
+    return jobs
+
+
+def _ipmi_accounts(sim, hosts: dict[str, SimHost]) -> None:
+    from .fisheye.models import IpmiAccount
+
+    accounts = [IpmiAccount(node_uuid=hosts[str(h.mgmt_ip)].host_uuid, host=str(h.bmc_ip), user=h.bmc_user,
+                            password=h.bmc_password, node_name=h.hostname)
+                for h in sim.plan.hosts if h.bmc_ip is not None and str(h.mgmt_ip) in hosts]
+    if accounts:
+        sim.fisheye.upsert_ipmi(accounts)
+
+
+def _business_vds(sim, hosts: dict[str, SimHost]) -> tuple[str | None, list[str]]:
+    """The VDS of the business networks (created when missing): its name and the creation job, if any."""
+    from .fisheye.models import FisheyeError, VdsMember
+
+    plan, fe = sim.plan, sim.fisheye
+    if not plan.business:
+        return None, []
+    name = plan.mgmt.vds if plan.business_on_mgmt_vds else plan.business_vds
+    if fe.vds_by_name(name) is not None:
+        return name, []
+    if plan.business_on_mgmt_vds:               # the management VDS is the deployment's: never created here
+        return None, []
+    members = [VdsMember(hosts[str(h.mgmt_ip)].host_uuid, list(plan.business_nics), str(h.storage_ip))
+               for h in plan.hosts if str(h.mgmt_ip) in hosts]
+    try:
+        return name, [fe.create_vds(name, plan.business_bond_mode, members)["job_id"]]
+    except FisheyeError as exc:
+        raise PresetError(f"creating the business VDS {name}: {exc.msg}") from None
+
+
+def _business_vlans(sim, vds) -> None:
+    fe = sim.fisheye
+    have = {v.name for v in fe.vlans.values() if v.vds_uuid == vds.uuid}
+    for net in sim.plan.business:
+        if net.name and net.name not in have:
+            fe.create_vlan(vds.uuid, net.name, net.vlan_id or 0, vds.uuid)
+
+
+def _host_passwords(sim) -> None:
+    """Each host's ``ssh_user`` / ``admin_user`` password = the plan's (as stage 03 sets them over SSH)."""
+    from .ssh import ssh_service
+
+    for h in sim.plan.hosts:
         try:
             svc = ssh_service(sim, str(h.mgmt_ip))
         except KeyError:
@@ -153,7 +260,6 @@ def _configured(sim, summary: dict) -> None:
         for user, password in ((h.ssh_user, h.ssh_password), (h.admin_user, h.admin_password)):
             if user in svc.users and password and not svc.password_ok(user, password):
                 svc.set_password(user, password)
-    summary["vip"] = fe.settings.get("management_vip")
 
 
 # --------------------------------------------------------------------------- stage 04
@@ -173,17 +279,22 @@ def _mgmt_network(sim):
 
 
 def _cloudtower(sim, summary: dict) -> None:
-    from .cloudtower_install import INSTALLER, PREINSTALL
-    from .fisheye.models import FisheyeError
-    from .ssh import ssh_service
-    from .vms import CLOUDTOWER_SSH_USER
-
-    plan, fe, vms = sim.plan, sim.fisheye, sim.vms
-    ct = plan.cloudtower
+    ct = sim.plan.cloudtower
     if ct.ip is None:
         raise PresetError("the plan has no CloudTower IP")
     ip = str(ct.ip)
-    # the ISO
+    up = _cloudtower_iso(sim, ct)
+    summary["cloudtower_iso"] = {"name": up.name, "uuid": up.image_uuid, "path": up.image_path}
+    vm = _cloudtower_vm(sim, ct, up)
+    summary["cloudtower_vm"] = {"name": vm.name, "uuid": vm.uuid, "ip": ip}
+    _run_installer(sim, ip)
+    summary["cloudtower"] = {"ip": ip, "https": f"https://{ip}", "organization": sim.plan.customer,
+                             "service_started": ip in sim.install.services_started}
+
+
+def _cloudtower_iso(sim, ct):
+    """The CloudTower ISO, listed as uploaded (its chunks accounted as received)."""
+    fe = sim.fisheye
     iso_name = f"cloudtower-v{ct.version or '4.7.1'}.oe2003.x86_64.iso"
     up = fe.upload_by_name(iso_name, "ISO")
     if up is None or up.status != "ready":
@@ -194,24 +305,26 @@ def _cloudtower(sim, summary: dict) -> None:
             up.received = [1] * up.chunks
             up.bytes_received = up.size
             up.status = "ready"
-    summary["cloudtower_iso"] = {"name": up.name, "uuid": up.image_uuid, "path": up.image_path}
-    # the VM
+    return up
+
+
+def _cloudtower_vm(sim, ct, iso):
+    """The CloudTower VM (the guide's payload), booted, guest agent up, with the plan's address."""
+    from .fisheye.models import FisheyeError
+    from .vms.schema import DiskSpec, NicSpec, VmSpec
+
+    vms = sim.vms
     vm = vms.by_name(ct.vm_name)
     if vm is None:
         vds, vlan = _mgmt_network(sim)
-        body = {"vm_name": ct.vm_name, "description": "CloudTower VM auto created by CXVoyager", "vcpu": 8,
-                "memory": VM_MEMORY, "cpu": {"topology": {"sockets": 8, "cores": 1}},
-                "nics": [{"ovs": vds.ovsbr_name, "model": "virtio", "mirror": False, "vlan_uuid": vlan.uuid,
-                          "link": "up"}],
-                "disks": [{"type": "disk", "bus": "virtio", "storage_policy_uuid": vms.default_policy_uuid(),
-                           "name": "cloudtower-os", "quota_policy": None, "size_in_byte": VM_DISK},
-                          {"type": "cdrom", "bus": "ide", "path": up.image_path, "disabled": False}],
-                "ha": True, "nested_virtualization": False, "hasNormalVol": False, "hasSharedVol": False,
-                "hasVolume": False, "cpu_model": "cluster_default", "firmware": "BIOS",
-                "diskNamePrefix": "cloudtower", "folder_uuid": None, "node_ip": None, "auto_schedule": True,
-                "existDisks": [], "quota_policy": None, "status": "running"}
+        spec = VmSpec(name=ct.vm_name, description="CloudTower VM auto created by CXVoyager", vcpu=8, memory=VM_MEMORY,
+                      sockets=8, cores=1, status="running",
+                      nics=[NicSpec(vlan_uuid=vlan.uuid, ovs=vds.ovsbr_name)],
+                      disks=[DiskSpec("disk", "virtio", name="cloudtower-os", size=VM_DISK,
+                                      storage_policy_uuid=vms.default_policy_uuid()),
+                             DiskSpec("cdrom", "ide", path=iso.image_path)])
         try:
-            job = vms.create_vm(body)["job_id"]
+            job = vms.create_vm(spec)["job_id"]
         except FisheyeError as exc:
             raise PresetError(f"creating the CloudTower VM: {exc.msg}") from None
         _wait_jobs(sim, [job], "create the CloudTower VM")
@@ -221,44 +334,56 @@ def _cloudtower(sim, summary: dict) -> None:
         if not vm.ga_running:
             raise PresetError(f"the CloudTower VM's guest agent did not come up (stalled: "
                               f"{vm.ga_stalled or vms.stall_guest_agent})")
-    if ip not in vm.ips:
-        vds, vlan = _mgmt_network(sim)
-        nic = vm.nics[0]
-        body = {"nics": [{"vlan_uuid": nic["vlan_uuid"], "ovs": nic["ovs"], "model": "virtio",
-                          "mac_address": nic["mac_address"], "mirror": False, "gateway": str(plan.mgmt.gateway),
-                          "subnet_mask": plan.mgmt.netmask, "ip_address": ip, "link": "up"}]}
-        try:
-            job = vms.update_vm(vm.uuid, body)["job_id"]
-        except FisheyeError as exc:
-            raise PresetError(f"configuring the CloudTower VM's address: {exc.msg}") from None
-        _wait_jobs(sim, [job], "configure the CloudTower VM's address")
-    summary["cloudtower_vm"] = {"name": vm.name, "uuid": vm.uuid, "ip": ip}
-    # the installer, as the guide runs it (resolv.conf first)
-    inst = sim.install
+    if str(ct.ip) not in vm.ips:
+        _address_vm(sim, vm, str(ct.ip))
+    return vm
+
+
+def _address_vm(sim, vm, ip: str) -> None:
+    from .fisheye.models import FisheyeError
+    from .vms.schema import NicUpdate, VmUpdate
+
+    plan, nic = sim.plan, vm.nics[0]
+    update = VmUpdate([NicUpdate("nics[0]", nic["mac_address"], vlan_uuid=nic["vlan_uuid"], ovs=nic["ovs"],
+                                 model="virtio", mirror=False, link="up", address=True, ip_address=ip,
+                                 subnet_mask=plan.mgmt.netmask, gateway=str(plan.mgmt.gateway))])
+    try:
+        job = sim.vms.update_vm(vm.uuid, update)["job_id"]
+    except FisheyeError as exc:
+        raise PresetError(f"configuring the CloudTower VM's address: {exc.msg}") from None
+    _wait_jobs(sim, [job], "configure the CloudTower VM's address")
+
+
+def _run_installer(sim, ip: str) -> None:
+    """The installer, as the guide runs it (``/etc/resolv.conf`` first), to its end."""
+    from .cloudtower_install import INSTALLER, PREINSTALL
+    from .ssh import ssh_service
+    from .vms import CLOUDTOWER_SSH_USER
+
+    plan, inst = sim.plan, sim.install
+    if inst.state_of(ip) == "installed":
+        return
+    svc = ssh_service(sim, ip)
+    svc.fs.write("/etc/resolv.conf", "".join(f"nameserver {d}\n" for d in plan.dns))
+    inst.service_setup[ip] = {"organization": plan.customer, "root_password": CLOUDTOWER_ROOT_PASSWORD,
+                              "ntp_service_url": ",".join(plan.ntp)}
+    log_path = f"{svc.home(CLOUDTOWER_SSH_USER)}/nohup.out"
+    if not svc.fs.is_file(log_path):
+        svc.fs.write(log_path, b"", owner="root", mode=0o600)
+    status, out, err = svc.run_command(f"sh {PREINSTALL} && nohup {INSTALLER} deploy >> {log_path} 2>&1 &",
+                                       user="root")
+    if status != 0:
+        raise PresetError(f"running the CloudTower installer failed (exit {status}): {(out + err).decode()}")
+    sim.advance(inst.duration_s + 1)
     if inst.state_of(ip) != "installed":
-        svc = ssh_service(sim, ip)
-        svc.fs.write("/etc/resolv.conf", "".join(f"nameserver {d}\n" for d in plan.dns))
-        inst.service_setup[ip] = {"organization": plan.customer, "root_password": CLOUDTOWER_ROOT_PASSWORD,
-                                  "ntp_service_url": ",".join(plan.ntp)}
-        log_path = f"{svc.home(CLOUDTOWER_SSH_USER)}/nohup.out"
-        if not svc.fs.is_file(log_path):
-            svc.fs.write(log_path, b"", owner="root", mode=0o600)
-        status, out, err = svc.run_command(f"sh {PREINSTALL} && nohup {INSTALLER} deploy >> {log_path} 2>&1 &",
-                                           user="root")
-        if status != 0:
-            raise PresetError(f"running the CloudTower installer failed (exit {status}): {(out + err).decode()}")
-        sim.advance(inst.duration_s + 1)
-        if inst.state_of(ip) != "installed":
-            raise PresetError(f"the CloudTower install on {ip} ended {inst.state_of(ip)}: "
-                              f"{svc.fs.text(log_path)[-500:]}")
-    summary["cloudtower"] = {"ip": ip, "https": f"https://{ip}", "organization": plan.customer,
-                             "service_started": ip in inst.services_started}
+        raise PresetError(f"the CloudTower install on {ip} ended {inst.state_of(ip)}: "
+                          f"{svc.fs.text(log_path)[-500:]}")
 
 
 # --------------------------------------------------------------------------- printing (python -m mocks serve)
 def format_access(sim) -> str:
     """How to reach each simulated address from outside: URL (send ``Host: <address>``), SSH, DNS/NTP."""
-    from .core import LOOPBACK
+    from .hub import LOOPBACK
     from .server import _sort_ip
 
     lines = [f"{'ADDRESS':<18} {'PORT':<9} {'STATE':<5} HOW TO REACH IT"]

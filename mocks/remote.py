@@ -30,7 +30,6 @@ from clients.addressing import is_loopback
 from .deployment.models import DEFAULT_DEPLOY_TOKEN
 from .server import Simulator
 
-
 log = logging.getLogger("mocks")
 
 STATE_FILE = "simulator-state.json"

@@ -90,11 +90,24 @@ def build_world(plan, *, disk_layout: str | None = None, preset_hostnames: bool 
     if layout not in DISK_LAYOUTS:
         raise ValueError(f"unknown disk layout {layout!r}; choose one of {sorted(DISK_LAYOUTS)}")
     notes: list[str] = []
+    addresses: list[SimAddress] = []
+    taken: set[str] = set()
+    hosts = _seed_hosts(plan, layout, preset_hostnames, addresses, taken, notes)
+    _seed_down_addresses(plan, max_test_addresses, addresses, taken, notes)
+    for d in plan.dns:
+        addresses.append(SimAddress(_norm(d), "dns", udp=(53,), up=True, label="DNS server"))
+    for n in plan.ntp:
+        addresses.append(SimAddress(_norm(n), "ntp", udp=(123,), up=True, label="NTP server"))
+    return World(hosts=hosts, addresses=addresses, alive_only=_alive_only(plan), dns_records=_dns_records(plan, hosts),
+                 l2_scan_blocked=l2_scan_blocked(plan), disk_layout=layout, notes=notes)
+
+
+def _seed_hosts(plan, layout: str, preset_hostnames: bool, addresses: list[SimAddress], taken: set[str],
+                notes: list[str]) -> list[SimHost]:
+    """One simulated host per planned host with a valid, not yet taken management IP."""
     planned = {"mgmt": tuple(plan.mgmt.nics), "storage": tuple(plan.storage.nics),
                "backup": tuple(plan.backup.nics), "business": tuple(plan.business_nics)}
     hosts: list[SimHost] = []
-    addresses: list[SimAddress] = []
-    taken: set[str] = set()
     macs: set[str] = set()
     for h in plan.hosts:
         if h.mgmt_ip is None:
@@ -109,7 +122,12 @@ def build_world(plan, *, disk_layout: str | None = None, preset_hostnames: bool 
                                 preset_hostname=preset_hostnames, storage_ip=_s(h.storage_ip),
                                 serial=h.serial, bmc_ip=_s(h.bmc_ip), used_macs=macs))
         addresses.append(SimAddress(ip, "host-mgmt", HOST_PORTS, up=True, label=h.hostname or ""))
+    return hosts
 
+
+def _seed_down_addresses(plan, max_test_addresses: int, addresses: list[SimAddress], taken: set[str],
+                         notes: list[str]) -> None:
+    """The addresses that exist but are down at start: VIP, components, ER, the test range."""
     def down(addr, role, label=""):
         if addr is None:
             return
@@ -134,27 +152,28 @@ def build_world(plan, *, disk_layout: str | None = None, preset_hostnames: bool 
     for a in test:
         down(a, "test-range", "temporary test IP")
 
+
+def _dns_records(plan, hosts: list[SimHost]) -> dict[str, str]:
     records: dict[str, str] = {"localhost": "127.0.0.1"}
-    for d in plan.dns:
-        addresses.append(SimAddress(_norm(d), "dns", udp=(53,), up=True, label="DNS server"))
     for n in plan.ntp:
-        addresses.append(SimAddress(_norm(n), "ntp", udp=(123,), up=True, label="NTP server"))
         if not _is_ip(n):
             records[_norm(n).lower()] = "127.0.0.1"
     for h in hosts:
         if h.planned_hostname:
             records[h.planned_hostname.lower()] = "127.0.0.1"
+    return records
 
+
+def _alive_only(plan) -> list[tuple[str, str]]:
+    """Addresses that only answer ping: gateways and BMCs."""
     alive: list[tuple[str, str]] = []
-    nets = [plan.mgmt, plan.extra_mgmt, plan.storage, plan.backup, *plan.business]
-    for net in nets:
+    for net in [plan.mgmt, plan.extra_mgmt, plan.storage, plan.backup, *plan.business]:
         if net.gateway is not None:
             alive.append((str(net.gateway), f"gateway {net.role}"))
     for h in plan.hosts:
         if h.bmc_ip is not None:
             alive.append((str(h.bmc_ip), "bmc"))
-    return World(hosts=hosts, addresses=addresses, alive_only=alive, dns_records=records,
-                 l2_scan_blocked=l2_scan_blocked(plan), disk_layout=layout, notes=notes)
+    return alive
 
 
 def _is_ip(v: str) -> bool:

@@ -13,48 +13,54 @@ import logging
 import os
 from typing import Any, Callable, Iterable
 
+from .clock import SimClock
+from .cloudtower.service import CloudTowerService
+from .cloudtower_install import InstallerFamily
 from .control import ControlApp
-from .core import LOOPBACK, Faults, Hub, RequestLog, SimClock
-from .deployment.models import DEFAULT_DEPLOY_TOKEN, DeploymentModel
-from .deployment.responses import DeploymentApp
-from .fisheye.models import FisheyeModel
-from .fisheye.responses import FisheyeApp
+from .deployment.family import DeploymentFamily
+from .deployment.models import DEFAULT_DEPLOY_TOKEN
+from .events import Events
+from .family import Family
+from .faults import Faults
+from .fisheye.family import FisheyeFamily
+from .hub import LOOPBACK, Hub
 from .netservices import DnsZone, dns_handler, ntp_handler
+from .reqlog import RequestLog
 from .seed import World, build_world
+from .ssh import SshFamily
+from .vms.family import VmsFamily
 
 log = logging.getLogger("mocks")
 
 FaultSource = str | os.PathLike | list | dict | None
 SNAPSHOT_VERSION = 1
-VIP_PORTS = ((80, "http"), (443, "https"))      # fisheye on the VIP; tcp/22 belongs to the SSH family
 
-
-from .ssh import install as _install_ssh  # noqa: E402 - SSH family wiring
-from .vms import install as _install_vms  # noqa: E402 - VMs family wiring (guide §04)
-from .cloudtower_install import install as _install_cloudtower_install  # noqa: E402 - CloudTower installer (§04)
+#: Every simulated API family, in order: construction, ``attach``, settling, snapshot and restore all
+#: follow it (deployment first; VMs before SSH so that on restore a guest's SSH service exists when SSH
+#: accounts are restored; CloudTower last, after the installer that announces its towers).
+FAMILIES: tuple[type[Family], ...] = (DeploymentFamily, FisheyeFamily, VmsFamily, SshFamily, InstallerFamily,
+                                      CloudTowerService)
 
 
 class SimState:
-    """Models of every API family, by name (``state.deployment``; later ``state.fisheye`` ...)."""
+    """The models of every family, by name: ``state.deployment``, ``state.fisheye``, ...
+    (``state.families`` maps each name to its model)."""
 
-    def __init__(self, clock: SimClock):
-        self.clock = clock
-        self.families: dict[str, Any] = {}
+    def __init__(self, families: dict[str, Family]):
+        self._families = families
 
-    def register(self, name: str, model: Any) -> Any:
-        self.families[name] = model
-        setattr(self, name, model)
-        return model
+    @property
+    def families(self) -> dict[str, Any]:
+        return {name: f.model for name, f in self._families.items()}
 
-    def settle(self) -> None:
-        """Let every family apply the effects of long operations that ended by now."""
-        for m in list(self.families.values()):       # a family may register another while settling
-            fn = getattr(m, "settle", None)
-            if fn:
-                fn()
+    def __getattr__(self, name: str) -> Any:
+        fams = self.__dict__.get("_families") or {}
+        if name in fams:
+            return fams[name].model
+        raise AttributeError(name)
 
     def to_dict(self) -> dict:
-        return {name: m.to_dict() for name, m in self.families.items()}
+        return {name: f.to_dict() for name, f in self._families.items()}
 
 
 class Simulator:
@@ -76,20 +82,17 @@ class Simulator:
         self.requests = RequestLog(self.clock, set(secrets) | {deploy_token})
         self.hub = Hub(self.clock, self.faults, self.requests)
         self.dns = DnsZone()
-        self.state = SimState(self.clock)
-        self.deployment: DeploymentModel = self.state.register(
-            "deployment", DeploymentModel(self.clock, secrets=self.requests.secrets))
-        self.deployment_app = DeploymentApp(self.deployment, lambda: self.deploy_token)
-        self.fisheye: FisheyeModel = self.state.register(
-            "fisheye", FisheyeModel(self.clock, self.deployment, secrets=self.requests.secrets))
-        self.fisheye_app = FisheyeApp(self.fisheye)
-        self.fisheye.vip_hook = self._vip_changed
-        self.fisheye.is_alive = self.hub.is_alive
-        self.deployment.listeners.append(self.fisheye.on_deployment)
-        # called with the simulator by close(), before the network goes away (e.g. save a snapshot)
-        self.close_hooks: list[Callable[[Simulator], None]] = []
+        self.events = Events()
         self.plan = None
         self.world: World | None = None
+        self.families: dict[str, Family] = {}
+        for cls in FAMILIES:                        # a family may read the models built before it
+            fam = cls(self)
+            self.families[fam.name] = fam
+        self.state = SimState(self.families)
+        self.hub.dispatcher.settle = self.settle
+        # called with the simulator by close(), before the network goes away (e.g. save a snapshot)
+        self.close_hooks: list[Callable[[Simulator], None]] = []
         self._control = self.hub.add_tcp("_sim", 0, scheme="http", apps=[ControlApp(self)], up=True,
                                          role="control", internal=True)
         self._started = False
@@ -114,9 +117,8 @@ class Simulator:
                   load_env_faults=load_env_faults, secrets=_plan_secrets(plan))
         try:
             sim.seed(plan, disk_layout=disk_layout, preset_hostnames=preset_hostnames)
-            _install_vms(sim)                       # before SSH: on restore, guests' SSH services exist first
-            _install_ssh(sim)
-            _install_cloudtower_install(sim)
+            for fam in sim.families.values():
+                fam.attach()
             if snapshot is not None:
                 sim.restore(snapshot)
         except BaseException:
@@ -135,37 +137,51 @@ class Simulator:
         for name, ip in world.dns_records.items():
             self.dns.add(name, ip)
         dns, ntp = dns_handler(self.dns), ntp_handler(self.clock)
-        vip_ports = {p for p, _ in VIP_PORTS}
         for a in world.addresses:
             for port, scheme in a.tcp:
-                if a.role == "host-mgmt":
-                    apps = [self.deployment_app, self.fisheye_app]
-                elif a.role == "vip" and port in vip_ports:
-                    apps = [self.fisheye_app]
-                else:
-                    apps = []
-                self.hub.add_tcp(a.address, port, scheme=scheme, apps=apps, up=a.up, role=a.role)
+                self.hub.add_tcp(a.address, port, scheme=scheme, apps=self.apps_for(a.role, port), up=a.up,
+                                 role=a.role)
             for port in a.udp:
                 handler = dns if port == 53 else ntp
                 self.hub.add_udp(a.address, port, handler, up=a.up, role=a.role)
         for addr, _role in world.alive_only:
             if not self.hub.is_alive(addr) and not any(ep.address == addr for ep in self.hub.endpoints()):
                 self.hub.add_alive(addr)
-        self.fisheye.set_bmc_credentials({str(h.mgmt_ip): (_str(h.bmc_ip), h.bmc_user, h.bmc_password)
-                                          for h in plan.hosts if h.mgmt_ip is not None})
         return world
 
-    def _vip_changed(self, old: str | None, new: str | None) -> None:
-        """fisheye applied a new management VIP: the old one stops answering, the new one serves
-        fisheye on tcp/80 and tcp/443 (an address the plan does not simulate is added)."""
-        for port, scheme in VIP_PORTS:
-            if old:
-                ep = self.hub.endpoint(old, port)
-                if ep is not None and ep.up and self.fisheye_app in ep.apps:
-                    self.hub.set_up(old, port, False, proto="tcp")
-            if new:
-                self.hub.add_tcp(new, port, scheme=scheme, apps=[self.fisheye_app], up=False, role="vip")
-                self.hub.set_up(new, port, True, proto="tcp")
+    # ------------------------------------------------------------------ families
+    def family(self, name: str) -> Family:
+        """The family called ``name`` (KeyError when the simulator has none)."""
+        return self.families[name]
+
+    def apps_for(self, role: str, port: int) -> list:
+        """Every family's apps for an endpoint of ``role`` and ``port``, in family order."""
+        return [app for fam in self.families.values() for app in fam.apps_for(role, port)]
+
+    def settle(self) -> None:
+        """Let every family apply the effects of long operations that ended by now, in family order."""
+        for fam in self.families.values():
+            fam.settle()
+
+    @property
+    def deployment(self):
+        return self.families["deployment"].model
+
+    @property
+    def fisheye(self):
+        return self.families["fisheye"].model
+
+    @property
+    def vms(self):
+        return self.families["vms"].model
+
+    @property
+    def install(self):
+        return self.families["cloudtower_install"].model
+
+    @property
+    def cloudtower(self):
+        return self.families["cloudtower"].model
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
@@ -242,16 +258,15 @@ class Simulator:
     def advance(self, seconds: float) -> float:
         """Jump simulated time forward; returns the new simulated time."""
         t = self.clock.advance(seconds)
-        self.state.settle()
+        self.settle()
         return t
 
     def snapshot(self) -> dict:
         """JSON-able state of the world. No password or token appears in it (the root password as a
         salted PBKDF2 digest, session tokens as SHA-256 digests). ``restore`` holds what
         :meth:`restore` needs; the other keys are for inspection."""
-        self.state.settle()
-        families = {name: m.export_state() for name, m in self.state.families.items()
-                    if callable(getattr(m, "export_state", None)) and callable(getattr(m, "import_state", None))}
+        self.settle()
+        families = {name: f.export_state() for name, f in self.families.items()}
         restore = {"families": families,
                    "endpoints": [[ep.address, ep.port, ep.proto, ep.up] for ep in self.hub.endpoints()],
                    "alive": self.hub.alive_state(), "skew": self.clock.skew}
@@ -267,7 +282,7 @@ class Simulator:
         """Continue the world a :meth:`snapshot` describes (call on a simulator seeded from the same
         plan, preferably before ``start()``): the simulated clock's ``now``, the deployment (hosts,
         operations), fisheye (root account, sessions, settings, VDSes/VLANs, jobs, uploads, IPMI) --
-        every family whose model has ``export_state()`` / ``import_state()``, in registration order --
+        every family, in :data:`FAMILIES` order --
         endpoint up/down state (the VIP), ping liveness and DNS records. Fault rules and the request
         log are not restored. Returns notes about what could not be restored."""
         if not isinstance(snapshot, dict) or not isinstance(snapshot.get("restore"), dict):
@@ -282,14 +297,11 @@ class Simulator:
             notes.append("the snapshot was taken for a different plan (sha256 differs); restoring what matches")
         self.clock.restore(float(r["sim_now"]), r.get("skew"))
         saved = r.get("families") or {}
-        if "cloudtower" in saved and "cloudtower" not in self.state.families:   # registered by start(), not here
-            from .cloudtower import ensure_family
-            ensure_family(self)
-        for name, model in list(self.state.families.items()):       # registration order: deployment first
-            if name in saved and callable(getattr(model, "import_state", None)):
-                notes += list(model.import_state(saved[name]) or [])
+        for name, fam in self.families.items():                      # family order: deployment first
+            if name in saved:
+                notes += fam.import_state(saved[name])
         for name in saved:
-            if name not in self.state.families:
+            if name not in self.families:
                 notes.append(f"family {name} is not simulated here; its saved state was skipped")
         for address, port, proto, up in r.get("endpoints", []):
             if self.hub.endpoint(address, port, proto) is not None:
@@ -305,10 +317,6 @@ class Simulator:
         for n in notes:
             log.warning("sim restore: %s", n)
         return notes
-
-
-def _str(v) -> str | None:
-    return None if v is None else str(v)
 
 
 def _plan_secrets(plan) -> set[str]:

@@ -11,10 +11,21 @@ import pytest
 
 from clients.addressing import AddressMap, UnroutableAddress
 from clients.redact import REDACTOR
-from clients.ssh import (CommandError, HostKeyChanged, LogFollower, RemoteFileNotFound, Result, SshAuthError, SshClient,
-                         SshConnectError, SudoAuthError, can_login, known_hosts_name)
+from clients.ssh import (
+    CommandError,
+    HostKeyChanged,
+    LogFollower,
+    RemoteFileNotFound,
+    Result,
+    SshAuthError,
+    SshClient,
+    SshConnectError,
+    SudoAuthError,
+    can_login,
+    known_hosts_name,
+)
 from mocks.server import Simulator
-from mocks.ssh import DEFAULT_HOST_PASSWORD, SUDO_NO_TTY, attach_ssh, install, seed_host_ssh, ssh_service
+from mocks.ssh import DEFAULT_HOST_PASSWORD, SUDO_NO_TTY, attach_ssh, seed_host_ssh, ssh_service
 
 DEFAULT = DEFAULT_HOST_PASSWORD
 NEW_SMARTX = "Sm@rtX!2025$#x"
@@ -46,8 +57,7 @@ def make_sim(plan, monkeypatch):
     sims: list[Simulator] = []
 
     def make(seed: bool = True) -> Simulator:
-        s = Simulator.from_plan(plan, time_scale=0.001, load_env_faults=False)
-        install(s)
+        s = Simulator.from_plan(plan, time_scale=0.001, load_env_faults=False)     # SSH family included
         if seed:
             seed_host_ssh(s)
         sims.append(s.start())
@@ -301,7 +311,7 @@ def test_install_seeds_accounts_when_deployment_succeeds(make_sim, plan, host, k
     assert can_login(host, "smartx", DEFAULT, amap=amap, known_hosts=kh)
     with ssh(amap, host, kh, user="root") as c:
         assert c.run("hostname", timeout=5).stdout == f"{plan.hosts[0].hostname}\n"
-    assert install(sim) is install(sim)
+    assert sim.events.handlers("deployed").count(sim.family("ssh")._on_deployed) == 1   # wired once
 
 
 def test_passwords_never_in_logs_or_errors(sim, amap, host, kh, caplog):

@@ -47,48 +47,41 @@ def _cmp_ok(a: Any, b: Any) -> bool:
     return (isinstance(a, num) and isinstance(b, num)) or (isinstance(a, str) and isinstance(b, str))
 
 
+_LOGIC = {"AND": all, "OR": any, "NOT": lambda hits: not any(hits)}
+
+
 def matches(obj: dict, where: Any, *, typename: str = "object") -> bool:
     """Whether ``obj`` (an API view) satisfies ``where``."""
     if where is None:
         return True
     if not isinstance(where, dict):
         raise FilterError(f"where must be an object, got {type(where).__name__}")
-    for key, want in where.items():
-        if key == "AND":
-            if not all(matches(obj, w, typename=typename) for w in _as_list(want, key)):
-                return False
-            continue
-        if key == "OR":
-            if not any(matches(obj, w, typename=typename) for w in _as_list(want, key)):
-                return False
-            continue
-        if key == "NOT":
-            if any(matches(obj, w, typename=typename) for w in _as_list(want, key)):
-                return False
-            continue
-        if key in obj:
-            have = obj[key]
-            if isinstance(have, list) and isinstance(want, dict):
-                raise FilterError(f"where.{key}: {key} is a list relation; filter it with {key}_some / "
-                                  f"{key}_every / {key}_none")
-            if isinstance(have, dict) and isinstance(want, dict):
-                if not matches(have, want, typename=key):
-                    return False
-            elif isinstance(want, dict):
-                if have is not None or want:          # a relation filter on an empty relation
-                    return False
-            elif have != want:
-                return False
-            continue
-        for suffix in _SUFFIXES:
-            if key.endswith(suffix) and key[: -len(suffix)] in obj:
-                if not _op(obj[key[: -len(suffix)]], suffix, want, key):
-                    return False
-                break
-        else:
-            raise FilterError(f'where: "{key}" is not a filter of {typename} (the simulator\'s {typename} has '
-                              f"fields {sorted(obj)})")
-    return True
+    return all(_term(obj, key, want, typename) for key, want in where.items())
+
+
+def _term(obj: dict, key: str, want: Any, typename: str) -> bool:
+    """One ``where`` entry: ``AND`` / ``OR`` / ``NOT``, a field's equality, or ``<field><suffix>``."""
+    if key in _LOGIC:
+        return _LOGIC[key](matches(obj, w, typename=typename) for w in _as_list(want, key))
+    if key in obj:
+        return _equals(obj[key], want, key)
+    for suffix in _SUFFIXES:
+        if key.endswith(suffix) and key[: -len(suffix)] in obj:
+            return _op(obj[key[: -len(suffix)]], suffix, want, key)
+    raise FilterError(f'where: "{key}" is not a filter of {typename} (the simulator\'s {typename} has '
+                      f"fields {sorted(obj)})")
+
+
+def _equals(have: Any, want: Any, key: str) -> bool:
+    """``field: value``; on a nested object (``cluster: {id}``) the value is a where on that object."""
+    if isinstance(have, list) and isinstance(want, dict):
+        raise FilterError(f"where.{key}: {key} is a list relation; filter it with {key}_some / "
+                          f"{key}_every / {key}_none")
+    if isinstance(have, dict) and isinstance(want, dict):
+        return matches(have, want, typename=key)
+    if isinstance(want, dict):
+        return have is None and not want          # a relation filter on an empty relation
+    return have == want
 
 
 def _op(have: Any, suffix: str, want: Any, key: str) -> bool:

@@ -16,9 +16,10 @@ import json
 import logging
 from http.cookies import SimpleCookie
 
-from ..core import App, Request, Response
+from ..http import App, Request, Response
 from . import graphql, rest
-from .models import CloudTowerModel, RestError, Unauthenticated
+from .errors import GqlError, RestError
+from .models import CloudTowerModel, TaskFault
 
 log = logging.getLogger("mocks")
 
@@ -65,29 +66,29 @@ class CloudTowerApp(App):
         return self._warm()
 
     def not_found(self, req: Request) -> Response:
-        return self._warm() or _json(404, rest.error_body(404, f"Cannot {req.method} {req.path}", req.path))
+        return self._warm() or RestError(404, f"Cannot {req.method} {req.path}").at(req.path).response()
 
     def method_not_allowed(self, req: Request, allowed: set[str]) -> Response:
         # express-style: a route that exists for another method is simply not found
-        return self._warm() or _json(404, rest.error_body(404, f"Cannot {req.method} {req.path}", req.path))
+        return self._warm() or RestError(404, f"Cannot {req.method} {req.path}").at(req.path).response()
 
     def fault_response(self, req: Request, action: dict) -> Response:
         status = int(action.get("status", 500))
         body = action.get("body")
         msg = action.get("msg") or f"injected fault {action.get('envelope_error') or status}"
         if body is None:
+            code = action.get("envelope_error")
             if self._is_graphql(req):
-                body = {"errors": [{"message": msg, "extensions": {"code": action.get("envelope_error")
-                                                                    or "INTERNAL_SERVER_ERROR"}}]}
+                body = {"errors": [GqlError(msg, code or "INTERNAL_SERVER_ERROR", status=status).entry()]}
             else:
-                body = rest.error_body(status, msg, req.path, action.get("envelope_error"))
+                body = RestError(status, msg, code).at(req.path).body()
         return Response(status, body, headers=action.get("headers"))
 
     def error(self, req: Request, exc: BaseException) -> Response:
         msg = f"simulator internal error: {type(exc).__name__}: {exc}"
         if self._is_graphql(req):
-            return _json(500, {"errors": [{"message": msg, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]})
-        return _json(500, rest.error_body(500, msg, req.path))
+            return GqlError(msg, "INTERNAL_SERVER_ERROR", status=500).response()
+        return RestError(500, msg).at(req.path).response()
 
     @staticmethod
     def _body(req: Request):
@@ -117,37 +118,35 @@ class CloudTowerApp(App):
         return Response(200, UI_INDEX, content_type="text/html; charset=utf-8")
 
     def graphql_get(self, req: Request) -> Response:
-        return _json(400, {"errors": [{"message": "GET query missing: POST the operation as JSON "
-                                                  "{operationName, variables, query}",
-                                       "extensions": {"code": "BAD_REQUEST"}}]})
+        return GqlError("GET query missing: POST the operation as JSON {operationName, variables, query}",
+                        "BAD_REQUEST", status=400).response()
 
     def graphql(self, req: Request) -> Response:
         body, problem = self._body(req)
         if problem:
-            return _json(400, {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]})
-        status, out, headers = graphql.execute(self.tower, body, req, auth_header=req.header("Authorization"),
-                                               cookie_sid=self._cookie_sid(req))
-        return Response.json(out, status, headers=headers or None)
+            return GqlError(problem, "BAD_REQUEST", status=400).response()
+        try:
+            out, headers = graphql.execute(self.tower, body, auth_header=req.header("Authorization"),
+                                           cookie_sid=self._cookie_sid(req))
+        except GqlError as exc:
+            return exc.response()
+        return Response.json(out, 200, headers=headers or None)
 
     def rest(self, req: Request) -> Response:
         name = req.params["call"]
         call = rest.REST_CALLS.get(name)
         if call is None:
             log.warning("sim: CloudTower REST call %s is not simulated -> 404", name)
-            return _json(404, rest.error_body(404, f"Cannot POST {req.path}", req.path))
+            return RestError(404, f"Cannot POST {req.path}").at(req.path).response()
         body, problem = self._body(req)
         if problem:
-            return _json(400, rest.error_body(400, problem, req.path))
-        user_id = None
-        if call.auth:
-            try:
-                user_id = self.tower.authenticate(req.header("Authorization"))
-            except Unauthenticated as exc:
-                return _json(401, rest.error_body(401, f"Unauthorized: {exc}", req.path))
+            return RestError(400, problem).at(req.path).response()
         try:
-            out = rest.dispatch(self.tower, name, body, rest.RestCtx(user_id, req.operation_fault, req))
-        except RestError as exc:
-            return _json(exc.status, rest.error_body(exc.status, exc.message, req.path, exc.code, exc.props))
+            user_id = self.tower.authenticate(req.header("Authorization")) if call.auth else None
+            ctx = rest.RestCtx(user_id, TaskFault.of(req.outcome, req.outcome_msg), req)
+            out = rest.dispatch(self.tower, name, body, ctx)
+        except RestError as exc:                  # Unauthenticated included (401)
+            return exc.at(req.path).response()
         return _json(200, out)
 
 

@@ -20,17 +20,19 @@ Adding a call (later stages)::
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .errors import RestError
 from .filters import FilterError, select
-from .models import CloudTowerModel, RestError
+from .models import USER_SOURCES, CloudTowerModel, ClusterSpec, DatacenterSpec, TaskFault
 
 
 @dataclass
 class RestCtx:
     user_id: str | None
-    fault: dict | None            # an 'operation' fault rule's action that fired on this call
+    fault: TaskFault | None       # what an 'operation' fault rule that fired on this call does to its task
     request: Any
 
 
@@ -54,15 +56,6 @@ def rest_call(name: str, *, kind: str, auth: bool = True, typename: str = "objec
         REST_CALLS[name] = RestCall(name, kind, fn, auth, typename)
         return fn
     return deco
-
-
-def error_body(status: int, message: str, path: str, code: str | None = None, props: dict | None = None) -> dict:
-    body: dict[str, Any] = {"message": message, "status": status, "path": path}
-    if code:
-        body["code"] = code
-    if props:
-        body["props"] = props
-    return body
 
 
 def dispatch(tower: CloudTowerModel, name: str, body: Any, ctx: RestCtx) -> Any:
@@ -90,6 +83,54 @@ def dispatch(tower: CloudTowerModel, name: str, body: Any, ctx: RestCtx) -> Any:
     return call.handler(tower, body, ctx)
 
 
+# =========================================================================== bodies -> typed arguments
+_DC_FIELDS = {"organization_id", "name", "clusters"}
+_CLUSTER_FIELDS = {"datacenter_id", "ip", "username", "password", "primary_zone_datacenter_id",
+                   "secondary_zone_datacenter_id"}
+
+
+def _item(i: int, it: Any, shape: str, allowed: set[str], params: str) -> dict:
+    if not isinstance(it, dict):
+        raise RestError(400, f"[{i}] must be an object {{{shape}}}")
+    unknown = set(it) - allowed
+    if unknown:
+        raise RestError(400, f"[{i}]: unknown field(s) {sorted(unknown)} for {params}")
+    return it
+
+
+def _required_str(i: int, it: dict, key: str) -> str:
+    v = it.get(key)
+    if not isinstance(v, str) or not v.strip():
+        raise RestError(400, f"[{i}].{key} is required")
+    return v
+
+
+def datacenter_specs(items: list) -> list[DatacenterSpec]:
+    """``create-datacenter`` items (``DatacenterCreationParams``) checked for shape."""
+    out = []
+    for i, it in enumerate(items):
+        it = _item(i, it, "organization_id, name", _DC_FIELDS, "DatacenterCreationParams")
+        out.append(DatacenterSpec(_required_str(i, it, "organization_id"), _required_str(i, it, "name")))
+    return out
+
+
+def cluster_specs(items: list) -> list[ClusterSpec]:
+    """``connect-cluster`` items (``ClusterCreationParams``) checked for shape; ``ip`` normalized."""
+    out = []
+    for i, it in enumerate(items):
+        it = _item(i, it, "datacenter_id, ip, username, password", _CLUSTER_FIELDS, "ClusterCreationParams")
+        ip, user, pw = (_required_str(i, it, k) for k in ("ip", "username", "password"))
+        dc = it.get("datacenter_id")
+        if dc is not None and not isinstance(dc, str):
+            raise RestError(400, f"[{i}].datacenter_id must be a string")
+        try:
+            ip = str(ipaddress.IPv4Address(ip.strip()))
+        except ValueError:
+            raise RestError(400, f"[{i}].ip {it['ip']!r} is not an IPv4 address") from None
+        out.append(ClusterSpec(ip, user, pw, dc))
+    return out
+
+
 # =========================================================================== calls
 @rest_call("login", kind="login", auth=False)
 def login(tower: CloudTowerModel, body: Any, ctx: RestCtx) -> dict:
@@ -98,7 +139,12 @@ def login(tower: CloudTowerModel, body: Any, ctx: RestCtx) -> dict:
     unknown = set(body) - {"username", "password", "source", "mfa_type", "auth_config_id"}
     if unknown:
         raise RestError(400, f"login: unknown field(s) {sorted(unknown)} for LoginInput")
-    token = tower.login(body.get("username"), body.get("password"), body.get("source", "LOCAL"))
+    username, password, source = body.get("username"), body.get("password"), body.get("source")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise RestError(400, "username and password are required strings")
+    if source is not None and source not in USER_SOURCES:
+        raise RestError(400, f"source must be one of {', '.join(USER_SOURCES)}, got {source!r}")
+    token = tower.login(username, password, source or "LOCAL")
     return {"data": {"token": token}, "task_id": None}
 
 
@@ -114,7 +160,7 @@ def get_datacenters(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
 
 @rest_call("create-datacenter", kind="create")
 def create_datacenter(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[dict]:
-    return tower.create_datacenters(items, ctx.user_id, ctx.fault)
+    return tower.create_datacenters(datacenter_specs(items), ctx.user_id, ctx.fault)
 
 
 @rest_call("get-clusters", kind="get", typename="Cluster")
@@ -124,7 +170,7 @@ def get_clusters(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
 
 @rest_call("connect-cluster", kind="create")
 def connect_cluster(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[dict]:
-    return tower.connect_clusters(items, ctx.user_id, ctx.fault)
+    return tower.connect_clusters(cluster_specs(items), ctx.user_id, ctx.fault)
 
 
 @rest_call("get-tasks", kind="get", typename="Task")

@@ -1,4 +1,4 @@
-"""Entry point: bring a simulated CloudTower up at an IP of the simulated network.
+"""The CloudTower family: bring a simulated CloudTower up at an IP of the simulated network.
 
     from mocks.cloudtower.service import start
     tower = start(sim, "10.0.20.220")                       # fresh: not set up (guide §04 from the top)
@@ -6,22 +6,22 @@
     tower = start(sim, ip, warmup=120)                      # 443 accepts, answers 503 for 120 simulated s
     sim.state.cloudtower.tower(ip) is tower
 
-The installer side calls :func:`start` when the CloudTower install finishes. It registers the
-``cloudtower`` family (once per simulator), creates the tower for ``ip`` (one per IP; calling again
-returns the same tower), mounts the https app on ``(ip, 443)`` and the http->https redirect on
-``(ip, 80)`` -- the endpoints the plan already put in the address map, down -- and brings both up.
+The installer announces ``tower_ready`` when the CloudTower install finishes; this family reacts with
+:func:`start`: it creates the tower for ``ip`` (one per IP; calling again returns the same tower),
+mounts the https app on ``(ip, 443)`` and the http->https redirect on ``(ip, 80)`` -- the endpoints
+the plan already put in the address map, down -- and brings both up.
 
-Snapshots: the family exports every tower; :func:`ensure_family` (called by ``Simulator.restore`` when
-the snapshot has a ``cloudtower`` section) re-creates the family so its ``import_state`` re-creates
-the towers and re-mounts their apps on the saved IPs; the snapshot's endpoint states then bring
-443/80 up as they were.
+Snapshots: the family exports every tower; on restore its ``import_state`` re-creates the towers and
+re-mounts their apps on the saved IPs; the snapshot's endpoint states then bring 443/80 up as they were.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..core import normalize_address
-from .models import CloudTowerFamily, CloudTowerModel
+from ..family import Family
+from ..hub import normalize_address
+from .models import CloudTowerFamily as Towers
+from .models import CloudTowerModel
 from .responses import CloudTowerApp, HttpRedirectApp
 from .smtx import SmtxSource
 
@@ -29,16 +29,27 @@ FAMILY = "cloudtower"
 ROLE = "cloudtower"
 
 
-def ensure_family(sim: Any) -> CloudTowerFamily:
-    """The simulator's ``cloudtower`` family (``sim.state.cloudtower``), registered on first use."""
-    fam = sim.state.families.get(FAMILY)
-    if fam is None:
-        fam = sim.state.register(FAMILY, CloudTowerFamily())
-    if fam.factory is None:
-        fam.factory = lambda ip: CloudTowerModel(ip, sim.clock, secrets=sim.requests.secrets, smtx=SmtxSource(sim))
-    if fam.attach is None:
-        fam.attach = lambda tower, up: attach(sim, tower, up=up)
-    return fam
+class CloudTowerService(Family):
+    """Every simulated CloudTower, by IP (model: the towers). Reacts to ``tower_ready``."""
+
+    name = FAMILY
+
+    def __init__(self, sim) -> None:
+        super().__init__(sim)
+        self.model = Towers()
+        self.model.factory = lambda ip: CloudTowerModel(ip, sim.clock, secrets=sim.requests.secrets,
+                                                        smtx=SmtxSource(sim))
+        self.model.attach = lambda tower, up: attach(sim, tower, up=up)
+
+    def attach(self) -> None:
+        self.sim.events.on("tower_ready", self._on_tower_ready)
+
+    def _on_tower_ready(self, ip: str, setup: dict | None = None, warmup: float = 0.0) -> None:
+        start(self.sim, ip, setup=setup, warmup=warmup)
+
+
+def _towers(sim: Any) -> Towers:
+    return sim.family(FAMILY).model
 
 
 def _apps(tower: CloudTowerModel) -> tuple[CloudTowerApp, HttpRedirectApp]:
@@ -66,7 +77,7 @@ def start(sim: Any, ip: str, *, setup: dict | None = None, warmup: float = 0.0) 
     (root user with that password, the organization; optional ``"ntp_service_url": "a,b"``).
     ``warmup``: simulated seconds during which 443 accepts connections but answers 503 (field note)."""
     ip = normalize_address(ip)
-    fam = ensure_family(sim)
+    fam = _towers(sim)
     with fam.lock:
         tower = fam.towers.get(ip)
         if tower is None:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..core import App, Request, Response, fail, ok
-from .models import (EC_BAD_REQUEST, EC_INVALID, EC_NO_DEPLOYMENT, EC_UNAUTHORIZED, DeployError,
-                     DeploymentModel)
+from ..http import App, Request, Response, ok
+from .errors import EC_BAD_REQUEST, EC_INVALID, EC_NO_DEPLOYMENT, EC_NOT_FOUND, EC_UNAUTHORIZED, DeployError
+from .models import DeploymentModel
 
 TOKEN_HEADER = "x-smartx-token"
 
 
 class DeploymentApp(App):
+    """The model's :class:`DeployError` (and the app's own) are answered by the dispatcher."""
+
     name = "deployment"
 
     def __init__(self, model: DeploymentModel, token: str | Callable[[], str]):
@@ -42,11 +44,11 @@ class DeploymentApp(App):
     def before(self, req: Request) -> Response | None:
         got = req.header(TOKEN_HEADER)
         if not got:
-            return fail(EC_UNAUTHORIZED, f"missing {TOKEN_HEADER} header", 401)
+            raise DeployError(EC_UNAUTHORIZED, f"missing {TOKEN_HEADER} header", 401)
         if got != self.token:
-            return fail(EC_UNAUTHORIZED, f"invalid {TOKEN_HEADER}", 401)
+            raise DeployError(EC_UNAUTHORIZED, f"invalid {TOKEN_HEADER}", 401)
         if self.model.host(req.address) is None:
-            return fail("ENOTFOUND", f"{req.address} is not a simulated SMTX OS host", 404)
+            raise DeployError(EC_NOT_FOUND, f"{req.address} is not a simulated SMTX OS host", 404)
         return None
 
     # ---- §01
@@ -61,26 +63,21 @@ class DeploymentApp(App):
         try:
             payload = req.json()
         except ValueError as exc:
-            return fail(EC_BAD_REQUEST, f"request body is not valid JSON: {exc}", 400)
-        fault = None
-        if req.operation_fault:
-            fault = dict(req.operation_fault, rule=req.fault_id)
-        try:
-            self.model.deploy(payload, req.address, fault=fault)
-        except DeployError as exc:
-            return fail(exc.ec, exc.msg, exc.status)
+            raise DeployError(EC_BAD_REQUEST, f"request body is not valid JSON: {exc}", 400) from None
+        self.model.deploy(payload, req.address, outcome=req.outcome, outcome_msg=req.outcome_msg,
+                          outcome_stage=req.outcome_stage, rule=req.fault_id)
         return ok({})
 
     def deploy_status(self, req: Request) -> Response:
         value = req.arg("host_ip")
         if not value:
-            return fail(EC_INVALID, "query parameter host_ip is required", 400)
+            raise DeployError(EC_INVALID, "query parameter host_ip is required", 400)
         host = self.model.resolve_host_ip(value)
         if host is None:
-            return fail(EC_INVALID, f"unknown host_ip {value}", 400)
+            raise DeployError(EC_INVALID, f"unknown host_ip {value}", 400)
         res = self.model.status(host)
         if res is None:
-            return fail(EC_NO_DEPLOYMENT, f"no deployment task found for host_ip {value}", 400)
+            raise DeployError(EC_NO_DEPLOYMENT, f"no deployment task found for host_ip {value}", 400)
         status, body = res
         return Response.json(body, status)
 

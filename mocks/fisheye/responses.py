@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
-from ..core import App, Request, Response, fail, ok
+from ..http import App, Request, Response, ok
 from ..multipart import MultipartError, MultipartReader, boundary_of
-from .models import EC_BAD_REQUEST, FisheyeError, FisheyeModel, V3Error
+from . import bodies
+from .errors import GRPC_INTERNAL, bad_request, v3_invalid
+from .models import FisheyeModel
 
 log = logging.getLogger("mocks")
 
@@ -44,7 +47,15 @@ TOKEN_HEADER = "x-smartx-token"
 _GRPC_BY_STATUS = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 429: 8, 500: 13, 501: 12, 503: 14, 504: 4}
 
 
+def _fate(req: Request) -> dict[str, Any]:
+    """An ``operation`` fault rule that fired on this call, as the models' keyword arguments."""
+    return {"outcome": req.outcome, "outcome_msg": req.outcome_msg, "rule": req.fault_id}
+
+
 class FisheyeApp(App):
+    """Handlers parse the request (:mod:`.bodies`) and call the model; the model's typed errors
+    (:class:`~.errors.FisheyeError`, :class:`~.errors.V3Error`) are answered by the dispatcher."""
+
     name = "fisheye"
 
     def __init__(self, model: FisheyeModel):
@@ -90,10 +101,7 @@ class FisheyeApp(App):
                         req.method, req.path, req.address)
             return self.not_found(req)
         if not self._v3(req):
-            try:
-                self.model.authenticate(req.header(TOKEN_HEADER))
-            except FisheyeError as exc:
-                return fail(exc.ec, exc.msg, exc.status)
+            self.model.authenticate(req.header(TOKEN_HEADER))       # raises FisheyeError 401
         return None
 
     def fault_response(self, req: Request, action: dict) -> Response:
@@ -109,57 +117,37 @@ class FisheyeApp(App):
 
     def error(self, req: Request, exc: BaseException) -> Response:
         if self._v3(req):
-            return Response.json({"code": 13, "message": f"simulator internal error: {exc}", "details": []}, 500)
+            return Response.json({"code": GRPC_INTERNAL, "message": f"simulator internal error: {exc}",
+                                  "details": []}, 500)
         return super().error(req, exc)
 
-    def _call(self, fn, *args) -> Response:
-        try:
-            data = fn(*args)
-        except FisheyeError as exc:
-            return fail(exc.ec, exc.msg, exc.status)
-        except V3Error as exc:
-            return Response.json({"code": exc.code, "message": exc.msg, "details": []}, exc.status)
-        return ok(data)
-
     @staticmethod
-    def _fault(req: Request) -> dict | None:
-        return dict(req.operation_fault, rule=req.fault_id) if req.operation_fault else None
-
-    @staticmethod
-    def _json(req: Request, v3: bool = False):
+    def _json(req: Request) -> Any:
         try:
             return req.json()
         except ValueError as exc:
-            if v3:
-                raise V3Error(400, 3, f"request body is not valid JSON: {exc}") from None
-            raise FisheyeError(EC_BAD_REQUEST, f"request body is not valid JSON: {exc}") from None
+            raise bad_request(f"request body is not valid JSON: {exc}") from None
 
-    def _v3_call(self, fn, req: Request) -> Response:
+    @staticmethod
+    def _v3_json(req: Request) -> Any:
         try:
-            return Response.json(fn(self._json(req, v3=True)))
-        except V3Error as exc:
-            return Response.json({"code": exc.code, "message": exc.msg, "details": []}, exc.status)
-
-    def _with_body(self, fn, req: Request, *extra) -> Response:
-        try:
-            body = self._json(req)
-        except FisheyeError as exc:
-            return fail(exc.ec, exc.msg, exc.status)
-        return self._call(fn, *extra, body)
+            return req.json()
+        except ValueError as exc:
+            raise v3_invalid(f"request body is not valid JSON: {exc}") from None
 
     # ------------------------------------------------------------------ v3
     def setup_root(self, req: Request) -> Response:
-        return self._v3_call(self.model.setup_root, req)
+        return Response.json(self.model.setup_root(*bodies.setup_root(self._v3_json(req))))
 
     def sessions(self, req: Request) -> Response:
-        return self._v3_call(self.model.login, req)
+        return Response.json(self.model.login(*bodies.login(self._v3_json(req))))
 
     # ------------------------------------------------------------------ settings
     def get_vip(self, req: Request) -> Response:
         return ok(self.model.vip())
 
     def put_vip(self, req: Request) -> Response:
-        return self._with_body(lambda body: self.model.set_vip(body, self._fault(req)), req)
+        return ok(self.model.set_vip(*bodies.vip(self._json(req)), **_fate(req)))
 
     def license(self, req: Request) -> Response:
         return ok(self.model.license())
@@ -168,40 +156,40 @@ class FisheyeApp(App):
         return ok(self.model.dns())
 
     def put_dns(self, req: Request) -> Response:
-        return self._with_body(lambda body: self.model.set_dns(body, self._fault(req)), req)
+        return ok(self.model.set_dns(bodies.dns(self._json(req)), **_fate(req)))
 
     def get_ntp(self, req: Request) -> Response:
         return ok(self.model.ntp())
 
     def put_ntp(self, req: Request) -> Response:
-        return self._with_body(lambda body: self.model.set_ntp(body, self._fault(req)), req)
+        return ok(self.model.set_ntp(*bodies.ntp(self._json(req)), **_fate(req)))
 
     def job(self, req: Request) -> Response:
-        return self._call(lambda: {"job": self.model.job(req.params["job_id"])})
+        return ok({"job": self.model.job(req.params["job_id"])})
 
     # ------------------------------------------------------------------ IPMI
     def upsert_accounts(self, req: Request) -> Response:
-        return self._with_body(lambda body: self.model.upsert_ipmi(body, self._fault(req)), req)
+        return ok(self.model.upsert_ipmi(bodies.ipmi_accounts(self._json(req)), outcome=req.outcome))
 
     # ------------------------------------------------------------------ network
     def list_vds(self, req: Request) -> Response:
         return ok(self.model.list_vds())
 
     def create_vds(self, req: Request) -> Response:
-        return self._with_body(lambda body: self.model.create_vds(body, self._fault(req)), req)
+        return ok(self.model.create_vds(*bodies.vds(self._json(req)), **_fate(req)))
 
     def get_vds(self, req: Request) -> Response:
-        return self._call(self.model.get_vds, req.params["vds_uuid"])
+        return ok(self.model.get_vds(req.params["vds_uuid"]))
 
     def list_vlans(self, req: Request) -> Response:
-        return self._call(self.model.list_vlans, req.params["vds_uuid"])
+        return ok(self.model.list_vlans(req.params["vds_uuid"]))
 
     def create_vlan(self, req: Request) -> Response:
-        return self._with_body(self.model.create_vlan, req, req.params["vds_uuid"])
+        return ok(self.model.create_vlan(req.params["vds_uuid"], *bodies.vlan(self._json(req))))
 
     # ------------------------------------------------------------------ SVT upload
     def create_volume(self, req: Request) -> Response:
-        return self._call(self.model.create_volume, req.arg("name"), req.arg("size"))
+        return ok(self.model.create_volume(req.arg("name"), req.arg("size")))
 
     def upload_template(self, req: Request) -> Response:
         """One SVT chunk, multipart/form-data field ``file``; streamed: counted and hashed, never kept."""
@@ -211,16 +199,13 @@ class FisheyeApp(App):
         """One chunk of an upload volume of ``kind`` (the SVT and ISO routes share the accounting):
         multipart/form-data field ``file``, streamed -- counted and hashed, never kept.
         ``answer(upload, chunk_num, volume)`` shapes the success ``data``."""
-        try:
-            up, i = self.model.upload_target(req.arg("zbs_volume_id"), req.arg("image_uuid"), req.arg("chunk_num"),
-                                             kind)
-        except FisheyeError as exc:
-            return fail(exc.ec, exc.msg, exc.status)          # the server discards the unread body
+        # a refused target: the server answers without reading the body
+        up, i = self.model.upload_target(req.arg("zbs_volume_id"), req.arg("image_uuid"), req.arg("chunk_num"), kind)
         boundary = boundary_of(req.header("Content-Type"))
         if boundary is None or req.stream is None:
             self.model.reject_chunk(up)
-            return fail(EC_BAD_REQUEST, f"Content-Type is {req.header('Content-Type')!r}: the chunk must be sent as "
-                                        f"multipart/form-data (with its boundary) with the data in field 'file'")
+            raise bad_request(f"Content-Type is {req.header('Content-Type')!r}: the chunk must be sent as "
+                              f"multipart/form-data (with its boundary) with the data in field 'file'")
         digest, size, found = hashlib.sha256(), 0, False
         try:
             for part in MultipartReader(req.stream.read, boundary).parts():
@@ -231,20 +216,17 @@ class FisheyeApp(App):
                         size += len(block)
         except MultipartError as exc:
             self.model.reject_chunk(up)
-            return fail(EC_BAD_REQUEST, f"malformed multipart body: {exc}")
+            raise bad_request(f"malformed multipart body: {exc}") from None
         if not found:
             self.model.reject_chunk(up)
-            return fail(EC_BAD_REQUEST, "multipart body has no field 'file'")
-        return self._call(lambda: answer(up, i, self.model.accept_chunk(up, i, size, digest.hexdigest())))
+            raise bad_request("multipart body has no field 'file'")
+        return ok(answer(up, i, self.model.accept_chunk(up, i, size, digest.hexdigest())))
 
     # ------------------------------------------------------------------ ISO upload (guide §04)
     def create_iso_volume(self, req: Request) -> Response:
         """The upload volume of an ISO. Answered with ``"error": null`` as the guide's sample shows."""
-        try:
-            vol = self.model.create_volume(req.arg("name"), req.arg("size"), kind="ISO",
-                                           description=req.arg("description", ""), device=req.arg("device"))
-        except FisheyeError as exc:
-            return fail(exc.ec, exc.msg, exc.status)
+        vol = self.model.create_volume(req.arg("name"), req.arg("size"), kind="ISO",
+                                       description=req.arg("description", ""), device=req.arg("device"))
         return Response.json({"data": vol, "ec": "EOK", "error": None})
 
     def upload_iso_chunk(self, req: Request) -> Response:
@@ -257,10 +239,10 @@ class FisheyeApp(App):
         return ok({"images": self.model.list_images()})
 
     def get_image(self, req: Request) -> Response:
-        return self._call(self.model.image, req.params["image_uuid"])
+        return ok(self.model.image(req.params["image_uuid"]))
 
     def delete_image(self, req: Request) -> Response:
-        return self._call(self.model.delete_image, req.params["image_uuid"])
+        return ok(self.model.delete_image(req.params["image_uuid"]))
 
     # ------------------------------------------------------------------ CPU compatibility
     def cpu_models(self, req: Request) -> Response:
@@ -270,5 +252,4 @@ class FisheyeApp(App):
         return ok(self.model.cpu_compatibility())
 
     def put_cpu(self, req: Request) -> Response:
-        return self._with_body(self.model.set_cpu_compatibility, req)
-
+        return ok(self.model.set_cpu_compatibility(bodies.cpu(self._json(req))))

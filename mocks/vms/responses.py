@@ -15,13 +15,27 @@ Jobs are fisheye's: ``GET /api/v2/jobs/{job_id}``.
 """
 from __future__ import annotations
 
-from ..core import App, Request, Response, fail, ok
+from typing import Any
+
 from ..fisheye.models import EC_BAD_REQUEST, FisheyeError
 from ..fisheye.responses import FisheyeApp
+from ..http import App, Request, Response, ok
 from .models import VmsModel
+from .schema import parse_create, parse_update
+
+
+def _fate(req: Request, *, stage: bool = False) -> dict[str, Any]:
+    """An ``operation`` fault rule that fired on this call, as the model's keyword arguments."""
+    kw: dict[str, Any] = {"outcome": req.outcome, "outcome_msg": req.outcome_msg, "rule": req.fault_id}
+    if stage:
+        kw["outcome_stage"] = req.outcome_stage
+    return kw
 
 
 class VmsApp(App):
+    """Handlers parse the request (:mod:`.schema`) and call the model; its typed errors
+    (:class:`~mocks.fisheye.models.FisheyeError`) are answered by the dispatcher."""
+
     name = "vms"
 
     def __init__(self, model: VmsModel, fisheye_app: FisheyeApp):
@@ -35,7 +49,7 @@ class VmsApp(App):
         a("GET", "/api/v2/vms/{vm_uuid}", self.get_vm)
         a("PUT", "/api/v2/vms/{vm_uuid}", self.update_vm)
 
-    # fisheye's gate: deployed cluster / VIP only, session token, settle (chained: settles this model too)
+    # fisheye's gate: deployed cluster / VIP only, session token
     def before(self, req: Request) -> Response | None:
         return self.fisheye_app.before(req)
 
@@ -43,22 +57,11 @@ class VmsApp(App):
         return self.fisheye_app.fault_response(req, action)
 
     @staticmethod
-    def _call(fn, *args) -> Response:
+    def _json(req: Request) -> Any:
         try:
-            return ok(fn(*args))
-        except FisheyeError as exc:
-            return fail(exc.ec, exc.msg, exc.status)
-
-    @staticmethod
-    def _fault(req: Request) -> dict | None:
-        return dict(req.operation_fault, rule=req.fault_id) if req.operation_fault else None
-
-    def _with_body(self, req: Request, fn, *args) -> Response:
-        try:
-            body = req.json()
+            return req.json()
         except ValueError as exc:
-            return fail(EC_BAD_REQUEST, f"request body is not valid JSON: {exc}")
-        return self._call(fn, *args, body, self._fault(req))
+            raise FisheyeError(EC_BAD_REQUEST, f"request body is not valid JSON: {exc}") from None
 
     def storage_policies(self, req: Request) -> Response:
         return ok(self.model.storage_policies())
@@ -67,10 +70,12 @@ class VmsApp(App):
         return ok(self.model.list_vms())
 
     def create_vm(self, req: Request) -> Response:
-        return self._with_body(req, self.model.create_vm)
+        return ok(self.model.create_vm(parse_create(self._json(req)), **_fate(req, stage=True)))
 
     def get_vm(self, req: Request) -> Response:
-        return self._call(self.model.get_vm, req.params["vm_uuid"])
+        return ok(self.model.get_vm(req.params["vm_uuid"]))
 
     def update_vm(self, req: Request) -> Response:
-        return self._with_body(req, self.model.update_vm, req.params["vm_uuid"])
+        body = self._json(req)
+        vm = self.model.existing(req.params["vm_uuid"])          # 404 before the body's shape is checked
+        return ok(self.model.update_vm(vm.uuid, parse_update(body), **_fate(req)))
