@@ -6,6 +6,8 @@ so a login sent to http:// silently fails (field notes). REST sends the token as
 """
 from __future__ import annotations
 
+import re
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -101,3 +103,49 @@ class CloudTowerClient(ApiClient):
         resp = self.request("POST", f"/v2/api/{name}", json_body={} if body is None else body,
                             headers={"Authorization": self.token or ""}, idempotent=not mutation)
         return self.check(resp)
+
+
+# --- the installer, run over SSH on the CloudTower VM (guide §04) ------------------------------------------
+
+PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"
+INSTALLER = "/usr/share/smartx/tower/installer/binary/installer"
+INSTALL_LOG = "/home/cloudtower/nohup.out"
+SUCCESS = "Install Operation Center Successfully"
+LOG_ERROR = re.compile(r"\[ERROR\]|Install Operation Center Failed|Traceback \(most recent call last\)")
+LOG_STALL_LIMIT = 10 * 60      # no new log line for this long means the installer hangs
+
+
+class InstallLog:
+    """What the installer wrote in this attempt (nohup.out, followed through sudo: root-owned, 0600):
+    success, an error line, or a log that stopped growing."""
+
+    def __init__(self, ssh, pacing):
+        from .ssh import LogFollower
+
+        self.pacing = pacing
+        self.follower = LogFollower.from_end(ssh, INSTALL_LOG, sudo_password=ssh.password)  # nohup appends
+        self.error = self.stalled = False
+        self._quiet_since = None
+
+    @property
+    def text(self) -> str:
+        return self.follower.text
+
+    def read(self) -> str:
+        now = time.monotonic()
+        if self.follower.poll() or self._quiet_since is None:
+            self._quiet_since = now
+        self.error = bool(LOG_ERROR.search(self.text))
+        self.stalled = (now - self._quiet_since) / self.pacing.scale > LOG_STALL_LIMIT
+        return self.text
+
+    def finished(self, _text: str) -> bool:
+        return SUCCESS in self.text or self.error or self.stalled
+
+    @property
+    def last_line(self) -> str:
+        lines = [ln for ln in self.text.splitlines() if ln.strip()]
+        return lines[-1][:160] if lines else "(日志为空 / log empty)"
+
+    def tail(self, n: int) -> str:
+        return "\n".join(self.text.splitlines()[-n:])

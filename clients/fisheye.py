@@ -13,6 +13,12 @@ import httpx
 from .base import ApiError, EnvelopeClient, _excerpt
 from .redact import REDACTOR
 
+# Cluster jobs (GET /api/v2/jobs/{id}), as the guide polls them.
+JOB_OK = {"done"}                  # the guide: a job ends done, or failed
+JOB_END = JOB_OK | {"failed"}
+JOB_POLL_INTERVAL = 2              # seconds between polls
+JOB_POLL_LIMIT = 10 * 60           # a job still running after this is reported as timed out
+
 
 class FisheyeClient(EnvelopeClient):
     family = "fisheye"

@@ -140,3 +140,26 @@ def check_scan(plan: Plan, host: Host, scan: dict) -> list[str]:
     if not usable:
         problems.append("没有可用于存储的磁盘 / no disks available for storage")
     return problems
+
+
+def disk_roles_of(payload: dict) -> dict[str, list[dict]]:
+    """Management IP -> the disks (drive, function, type, size) a deploy payload gives that host."""
+    ip_of = {h["host_uuid"]: next(i["ip"] for i in h["ifaces"] if i["function"] == "mgt") for h in payload["hosts"]}
+    return {ip_of[h["host_uuid"]]: [{k: d[k] for k in ("drive", "function", "type", "size")} for d in h["disks"]]
+            for h in payload["hosts"]}
+
+
+def cloudtower_vm_body(name: str, *, ovs: str, vlan_uuid: str, policy_uuid: str, iso_path: str) -> dict:
+    """The guide's fixed CloudTower VM shape (§04), with the looked-up names and UUIDs."""
+    return {
+        "vm_name": name, "description": "CloudTower VM auto created by CXVoyager", "vcpu": 8,
+        "memory": 20401094656, "cpu": {"topology": {"sockets": 8, "cores": 1}},
+        "nics": [{"ovs": ovs, "model": "virtio", "mirror": False, "vlan_uuid": vlan_uuid, "link": "up"}],
+        "disks": [{"type": "disk", "bus": "virtio", "storage_policy_uuid": policy_uuid, "name": "cloudtower-os",
+                   "quota_policy": None, "size_in_byte": 429496729600},
+                  {"type": "cdrom", "bus": "ide", "path": iso_path, "disabled": False}],
+        "ha": True, "nested_virtualization": False, "hasNormalVol": False, "hasSharedVol": False,
+        "hasVolume": False, "cpu_model": "cluster_default", "firmware": "BIOS", "diskNamePrefix": "cloudtower",
+        "folder_uuid": None, "node_ip": None, "auto_schedule": True, "existDisks": [], "quota_policy": None,
+        "status": "running",
+    }

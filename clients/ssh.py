@@ -342,40 +342,8 @@ class SshClient:
                 chan.sendall(stdin)
                 if not pty:
                     chan.shutdown_write()
-            while True:
-                got = False
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                    got = True
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                    got = True
-                if got and on_output is not None:
-                    on_output(out, chan)
-                if chan.exit_status_ready() or chan.closed:
-                    if not chan.recv_ready() and not chan.recv_stderr_ready():
-                        break
-                    continue
-                if time.monotonic() > deadline:
-                    raise SshTimeout(
-                        f"SSH 命令超时（{timeout:g}s）{self.target}：{shown} / SSH command timed out after "
-                        f"{timeout:g}s on {self.target}: {shown}\n已收到输出 / output so far: "
-                        f"{_pty_text(bytes(out[-500:])) if pty else bytes(out[-500:]).decode('utf-8', 'replace')}")
-                if not got:                                  # wait for data (or EOF) without spinning
-                    wait = max(0.0, min(deadline - time.monotonic(), 0.5))
-                    if chan.eof_received:
-                        chan.status_event.wait(min(wait, 0.01))
-                    else:
-                        select.select([chan], [], [], wait)
-            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
-            if status == -1:                                 # no exit-status message (paramiko's -1)
-                t = self._transport
-                for _ in range(50):                          # the transport marks itself dead just after
-                    if t is None or not t.is_active() or chan.eof_received:    # unlinking its channels
-                        break
-                    time.sleep(0.002)
-                if t is None or not t.is_active() or not chan.eof_received:
-                    raise EOFError("the connection closed before the command reported an exit status")
+            self._pump(chan, out, err, deadline=deadline, timeout=timeout, pty=pty, on_output=on_output, shown=shown)
+            status = self._exit_status(chan)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
             raise SshConnectError(f"SSH 连接中断 {self.target}，命令：{shown}：{exc} / the SSH connection to "
@@ -384,6 +352,48 @@ class SshClient:
             chan.close()
         log.log(level, "ssh %s%s $ %s -> exit %s", self.target, " (pty)" if pty else "", shown, status)
         return status, bytes(out), bytes(err)
+
+    def _pump(self, chan: paramiko.Channel, out: bytearray, err: bytearray, *, deadline: float, timeout: float,
+              pty: bool, on_output: Callable[[bytearray, paramiko.Channel], None] | None, shown: str) -> None:
+        """Read stdout/stderr until the command exits and both are drained; SshTimeout at ``deadline``."""
+        while True:
+            got = False
+            while chan.recv_ready():
+                out += chan.recv(65536)
+                got = True
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+                got = True
+            if got and on_output is not None:
+                on_output(out, chan)
+            if chan.exit_status_ready() or chan.closed:
+                if not chan.recv_ready() and not chan.recv_stderr_ready():
+                    return
+                continue
+            if time.monotonic() > deadline:
+                raise SshTimeout(
+                    f"SSH 命令超时（{timeout:g}s）{self.target}：{shown} / SSH command timed out after "
+                    f"{timeout:g}s on {self.target}: {shown}\n已收到输出 / output so far: "
+                    f"{_pty_text(bytes(out[-500:])) if pty else bytes(out[-500:]).decode('utf-8', 'replace')}")
+            if not got:                                  # wait for data (or EOF) without spinning
+                wait = max(0.0, min(deadline - time.monotonic(), 0.5))
+                if chan.eof_received:
+                    chan.status_event.wait(min(wait, 0.01))
+                else:
+                    select.select([chan], [], [], wait)
+
+    def _exit_status(self, chan: paramiko.Channel) -> int:
+        """The command's exit status; EOFError when the connection died before it reported one."""
+        status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+        if status == -1:                                 # no exit-status message (paramiko's -1)
+            t = self._transport
+            for _ in range(50):                          # the transport marks itself dead just after
+                if t is None or not t.is_active() or chan.eof_received:    # unlinking its channels
+                    break
+                time.sleep(0.002)
+            if t is None or not t.is_active() or not chan.eof_received:
+                raise EOFError("the connection closed before the command reported an exit status")
+        return status
 
     # ---- commands
     def run(self, cmd: str, *, timeout: float = 60, stdin: str | bytes | None = None, pty: bool = False,

@@ -329,6 +329,12 @@ class _Checker:
         return out
 
     def subnets(self) -> None:
+        self._mgmt_subnet()
+        self._component_subnets()
+        self._storage_subnet()
+
+    def _mgmt_subnet(self) -> None:
+        """Host management IPs and the VIP sit inside the management subnet."""
         p = self.plan
         mnet, mref = p.mgmt.subnet, p.mgmt.ref("subnet")
         if mnet is not None:
@@ -352,7 +358,9 @@ class _Checker:
                 else:
                     self._reserved(vref, p.vip, mnet, "集群 VIP", "cluster VIP")
 
-        # components and the test range may also sit on the extra management network (row 5)
+    def _component_subnets(self) -> None:
+        """Components and the test range sit on the management network, or the extra one (row 5)."""
+        p = self.plan
         allowed = [(n.subnet, n.ref("subnet")) for n in (p.mgmt, p.extra_mgmt) if n.subnet is not None]
         if allowed:
             where_zh = " 或 ".join(f"{net}（{ref}）" for net, ref in allowed)
@@ -374,6 +382,9 @@ class _Checker:
                              f"改为 {where_zh}内的地址", f"use an address inside {where_en}")
                 elif ref not in test_refs:
                     self._reserved(ref, ip, inside[0], zh, en)
+
+    def _storage_subnet(self) -> None:
+        p = self.plan
         snet, sref = p.storage.subnet, p.storage.ref("subnet")
         if snet is not None:
             for h in p.hosts:

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote
 
+from openpyxl.utils.cell import column_index_from_string, get_column_letter
+
 from . import layout as L
 
 __all__ = ["SERIAL_CELLS", "WriteBackError", "write_cells", "write_serials"]
@@ -73,7 +75,7 @@ def write_cells(path: str | os.PathLike, values: dict[tuple[str, str], str], *,
         if _BAD_XML_CHARS.search(value):
             raise ValueError(f"value for {sheet}!{ref} contains characters not allowed in XML")
         col, row = _parse_ref(ref)
-        edits[(sheet, f"{_col_letters(col)}{row}")] = value
+        edits[(sheet, f"{get_column_letter(col)}{row}")] = value
     if not edits:
         return None
 
@@ -124,25 +126,13 @@ def write_cells(path: str | os.PathLike, values: dict[tuple[str, str], str], *,
 
 def _parse_ref(ref: str) -> tuple[int, int]:
     m = _REF.fullmatch(ref.strip()) if isinstance(ref, str) else None
-    col = _col_index(m.group(1)) if m else 0
+    try:
+        col = column_index_from_string(m.group(1)) if m else 0
+    except ValueError:  # past XFD
+        col = 16385
     if not m or col > 16384 or int(m.group(2)) > 1048576:
         raise ValueError(f"not a cell reference: {ref!r}")
     return col, int(m.group(2))
-
-
-def _col_index(letters: str) -> int:
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
-def _col_letters(n: int) -> str:
-    s = ""
-    while n:
-        n, r = divmod(n - 1, 26)
-        s = chr(65 + r) + s
-    return s
 
 
 def _attrs(text: str) -> dict[str, str]:
@@ -255,7 +245,7 @@ def _set_cell(xml: str, ref: str, value: str, where: str) -> str:
         return tag[:-2].rstrip() + ">"
 
     def malformed() -> WriteBackError:
-        return WriteBackError(f"{where}：工作表 XML 结构异常，无法安全写回", f"{where}: malformed worksheet XML")
+        return _malformed(where)
 
     sd = re.search(rf"<{p}sheetData" + _ATTRS, xml)
     if not sd:
@@ -280,31 +270,40 @@ def _set_cell(xml: str, ref: str, value: str, where: str) -> str:
         row_end = xml.find(f"</{p}row>", r.end(), sd_end)
         if row_end < 0:
             raise malformed()
-        prev_col = 0
-        for c in re.compile(rf"<{p}c" + _ATTRS).finditer(xml, r.end(), row_end):
-            attrs = _attrs(c.group("attrs"))
-            try:
-                prev_col = _parse_ref(attrs["r"])[0] if "r" in attrs else prev_col + 1
-            except ValueError:
-                raise malformed() from None
-            if prev_col > col:
-                return xml[:c.start()] + cell(None) + xml[c.start():]
-            if prev_col < col:
-                continue
-            end = c.end()
-            if not c.group("empty"):
-                close = xml.find(f"</{p}c>", c.end(), row_end)
-                if close < 0:
-                    raise malformed()
-                if re.search(rf"<{p}f[\s/>]", xml[c.end():close]):
-                    raise WriteBackError(
-                        f"单元格 {where} 含有公式，拒绝写入（写入值会破坏公式计算链）。请确认规划表模板正确，或清除该公式后重试",
-                        f"cell {where} holds a formula; refusing to overwrite it (it would break the "
-                        f"calculation chain). Check the planning template, or clear the formula and retry")
-                end = close + len(f"</{p}c>")
-            return xml[:c.start()] + cell(attrs.get("s")) + xml[end:]
-        return xml[:row_end] + cell(None) + xml[row_end:]
+        return _place_in_row(xml, p, r.end(), row_end, col, cell, where)
     return xml[:sd_end] + new_row + xml[sd_end:]
+
+
+def _malformed(where: str) -> WriteBackError:
+    return WriteBackError(f"{where}：工作表 XML 结构异常，无法安全写回", f"{where}: malformed worksheet XML")
+
+
+def _place_in_row(xml: str, p: str, start: int, row_end: int, col: int, cell, where: str) -> str:
+    """Replace (keeping its style) or insert, in column order, the cell of ``col`` in the row body xml[start:row_end]."""
+    prev_col = 0
+    for c in re.compile(rf"<{p}c" + _ATTRS).finditer(xml, start, row_end):
+        attrs = _attrs(c.group("attrs"))
+        try:
+            prev_col = _parse_ref(attrs["r"])[0] if "r" in attrs else prev_col + 1
+        except ValueError:
+            raise _malformed(where) from None
+        if prev_col > col:
+            return xml[:c.start()] + cell(None) + xml[c.start():]
+        if prev_col < col:
+            continue
+        end = c.end()
+        if not c.group("empty"):
+            close = xml.find(f"</{p}c>", c.end(), row_end)
+            if close < 0:
+                raise _malformed(where)
+            if re.search(rf"<{p}f[\s/>]", xml[c.end():close]):
+                raise WriteBackError(
+                    f"单元格 {where} 含有公式，拒绝写入（写入值会破坏公式计算链）。请确认规划表模板正确，或清除该公式后重试",
+                    f"cell {where} holds a formula; refusing to overwrite it (it would break the "
+                    f"calculation chain). Check the planning template, or clear the formula and retry")
+            end = close + len(f"</{p}c>")
+        return xml[:c.start()] + cell(attrs.get("s")) + xml[end:]
+    return xml[:row_end] + cell(None) + xml[row_end:]
 
 
 def _write_temp(path: Path, zin: zipfile.ZipFile, new_parts: dict[str, bytes], mode: int) -> Path:

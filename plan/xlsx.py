@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-import zipfile
 import xml.etree.ElementTree as ET
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +40,10 @@ def split_ref(ref: str) -> tuple[str, int]:
 
 
 def col_index(col: str) -> int:
-    n = 0
-    for ch in col:
-        n = n * 26 + (ord(ch) - 64)
-    return n
+    """1 for A, 27 for AA (openpyxl's own conversion)."""
+    from openpyxl.utils.cell import column_index_from_string
+
+    return column_index_from_string(col)
 
 
 def _number(text: str) -> int | float:
@@ -118,6 +118,18 @@ class Workbook:
     def cell(self, sheet: str, ref: str) -> RawCell:
         return self.sheet(sheet).get(ref.replace("$", "").upper(), RawCell())
 
+    def _value(self, ctype: str, text: str | None):
+        """A cell's cached value ``<v>`` by its type ``t``: shared string, text, error, boolean or number."""
+        if text is None or text == "":
+            return None
+        if ctype == "s":
+            return self._shared[int(text)]
+        if ctype in ("str", "inlineStr", "e"):
+            return text
+        if ctype == "b":
+            return text == "1"
+        return _number(text)
+
     def _parse_sheet(self, fh) -> dict[str, RawCell]:
         cells: dict[str, RawCell] = {}
         shared_masters: dict[str, tuple[str, str]] = {}
@@ -134,17 +146,7 @@ class Workbook:
             for child in el:
                 ctag = _local(child.tag)
                 if ctag == "v":
-                    text = child.text
-                    if text is None or text == "":
-                        value = None
-                    elif ctype == "s":
-                        value = self._shared[int(text)]
-                    elif ctype in ("str", "inlineStr", "e"):
-                        value = text
-                    elif ctype == "b":
-                        value = text == "1"
-                    else:
-                        value = _number(text)
+                    value = self._value(ctype, child.text)
                 elif ctag == "is":
                     value = "".join(t.text or "" for t in child.iter() if _local(t.tag) == "t")
                 elif ctag == "f":

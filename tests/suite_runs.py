@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,8 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_suite(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS`` from the suite folder, as a user would type it (never as an xdist worker)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST_", "PYTEST_ADDOPTS"))}
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, encoding="utf-8")
+                          timeout=timeout, encoding="utf-8", env=env)
 
 
 def state_of(run_dir: Path) -> dict:

@@ -111,14 +111,6 @@ def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_
     assert "沿用上次运行" in text
 
 
-def test_rerun_of_a_deployed_cluster_does_not_deploy_again(plan_file, sim, tmp_path):
-    for n in (1, 2):
-        proc = run_suite("--plan", str(plan_file), "--simulator", sim.control_url, "--run-dir", str(tmp_path / f"r{n}"))
-        assert proc.returncode == 0, proc.stdout[-3000:]
-    assert sim.count("POST", DEPLOY) == 1
-    assert "already deployed" in report_of(tmp_path / "r2")[1]
-
-
 def test_resume_refuses_a_changed_plan(plan_file, tmp_path, full_run):
     _, run_dir = full_run
     changed = write_example(tmp_path / "changed.xlsx", hosts=4, business=3,

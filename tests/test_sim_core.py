@@ -1,8 +1,6 @@
 """Simulator core: clock, faults, request log, endpoints (up/down, TLS, UDP), control endpoint, CLI."""
 from __future__ import annotations
 
-from clients.redact import MASK
-
 import json
 import logging
 import os
@@ -20,8 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clients.redact import MASK
 from mocks import Faults, SimClock, Simulator
-from mocks.core import FaultRule, match_path, redact
+from mocks.faults import FaultRule, match_path
+from mocks.reqlog import redact
 from mocks.testing import load_plan, plan_path, ssl_context
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,17 +59,36 @@ def host_ip(plan, i: int = 0) -> str:
 
 
 # --------------------------------------------------------------------------- clock
-def test_clock_scale_advance_and_rescale():
+class FakeMonotonic:
+    """Stands in for the ``time`` module inside the clock's module: real time advances only by ``sleep``."""
+
+    def __init__(self):
+        self.t = 1000.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+    def time(self) -> float:
+        return time.time()
+
+
+def test_clock_scale_advance_and_rescale(monkeypatch):
+    real = FakeMonotonic()                    # the clock's real time moves only when the test says so
+    monkeypatch.setattr(sys.modules[SimClock.__module__], "time", real)
     c = SimClock(0.001)                       # 1000x: 10 ms real = 10 s simulated
-    time.sleep(0.02)
-    assert 15 <= c.now() < 200
+    real.sleep(0.02)
+    assert c.now() == pytest.approx(20)
     before = c.now()
     c.advance(500)
-    assert c.now() >= before + 500
+    assert c.now() == pytest.approx(before + 500)
     c.time_scale = 1.0                        # rescale without a jump
     t = c.now()
-    time.sleep(0.01)
-    assert t <= c.now() < t + 1
+    assert c.now() == pytest.approx(t)
+    real.sleep(0.01)
+    assert c.now() == pytest.approx(t + 0.01)
     assert c.real(10) == pytest.approx(10.0)
     with pytest.raises(ValueError):
         SimClock(0)

@@ -1,8 +1,6 @@
 """Simulated SMTX OS deployment API (guide §01 scan, §02 init cluster) over real HTTP on loopback."""
 from __future__ import annotations
 
-from clients.redact import MASK
-
 import copy
 import dataclasses
 import json
@@ -11,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from clients.redact import MASK
 from mocks import DISK_LAYOUTS, Simulator
 from mocks.testing import REPO, load_plan, plan_path, ssl_context
 
@@ -339,7 +338,7 @@ def test_bad_payloads_rejected_with_envelope(sim, plan):
     good = build_payload(plan, scans(sim, plan))
     ip = ips(plan)[0]
     cases, _ = _mutations(plan)
-    for name, mutate, needles in cases:
+    for _name, mutate, needles in cases:
         p = copy.deepcopy(good)
         mutate(p)
         assert_error(post(sim, ip, CLUSTER, p), 400, *needles)
@@ -358,6 +357,7 @@ def test_bad_payloads_rejected_with_envelope(sim, plan):
 def test_good_payload_deploys(sim, plan):
     ip = ips(plan)[0]
     payload = build_payload(plan, scans(sim, plan))
+    sim.clock.time_scale = 1e6                 # simulated time stands still; the loop below moves it
     r = post(sim, ip, CLUSTER, payload)
     assert r.status_code == 200 and r.json() == {"data": {}, "ec": "EOK", "error": {}}
     host_ip = payload["hosts"][0]["host_ip"]                               # the guide: the IP sent in the payload
@@ -371,7 +371,7 @@ def test_good_payload_deploys(sim, plan):
             break
         assert set(data) == {"current_stage", "msg", "stage_info", "state", "total_stages"}
         seen.append((data["current_stage"], data["stage_info"]))
-        time.sleep(0.02)
+        sim.clock.advance(20)                  # shorter than any stage: each one is seen
     assert final is not None, "deployment never finished"
     assert seen and seen[0] == (1, "prepare_network_and_config_file")
     stages = [s for s, _ in seen]

@@ -1,8 +1,6 @@
 """Simulated fisheye API (guide §03) over real HTTPS on loopback, after a simulated deployment."""
 from __future__ import annotations
 
-from clients.redact import MASK
-
 import hashlib
 import json
 import os
@@ -13,6 +11,7 @@ import uuid
 import httpx
 import pytest
 
+from clients.redact import MASK
 from mocks import Simulator
 from mocks.testing import REPO, load_plan, plan_path, ssl_context
 

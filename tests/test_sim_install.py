@@ -13,14 +13,14 @@ from mocks.presets import PRESETS, PresetError, apply_preset, format_access
 from mocks.ssh import ssh_service
 
 from .test_sim_fisheye import Api, refused
+from .test_sim_vms import CT_PW, CT_USER, amap, ready_tower_vm
 from .test_ssh import follow
-from .test_sim_vms import CT_PW, CT_USER, amap, make_world, plan, ready_tower_vm  # noqa: F401 - fixtures
 
 NOHUP = "/home/cloudtower/nohup.out"
 INSTALL_S = 1200.0
 
 try:
-    from mocks.cloudtower import service as _service        # the CloudTower service family (another engineer's)
+    from mocks.cloudtower import service as _service  # the CloudTower service family (another engineer's)
 except ImportError:                                           # pragma: no cover - until it lands
     _service = None
 

@@ -14,9 +14,8 @@ import pytest
 from clients.addressing import AddressMap
 from clients.ssh import SshClient, can_login
 from mocks import Simulator
-from mocks.testing import load_plan, plan_path
 
-from .test_sim_fisheye import Api, assert_envelope_error, deploy, host_ips, refused
+from .test_sim_fisheye import Api, assert_envelope_error, host_ips, refused
 
 KIB = 1024
 CHUNK = 4 * KIB
@@ -25,37 +24,8 @@ CT_USER, CT_PW = "cloudtower", "HC!r0cks"
 INSTALL_S = 1200.0
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    p = plan_path(tmp_path_factory.mktemp("vmsplan"), hosts=4)
-    if p is None:
-        pytest.skip("no plan: neither plan.example nor the vendor template is available")
-    return load_plan(p)
-
-
-@pytest.fixture
-def make_world(plan, monkeypatch):
-    """A deployed cluster with a logged-in API client; simulated time then moves only with sim.advance."""
-    monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
-    owned: list = []
-
-    def make(snapshot: dict | None = None) -> tuple[Simulator, Api]:
-        sim = Simulator.from_plan(plan, time_scale=0.01, load_env_faults=False, snapshot=snapshot).start()
-        owned.append(sim)
-        if snapshot is None:
-            deploy(sim, plan)
-        sim.clock.time_scale = 1e6
-        sim.fisheye.chunk_size = CHUNK
-        api = Api(sim, host_ips(plan)[0])
-        owned.append(api)
-        if snapshot is None:
-            assert api.setup_root().status_code == 200
-        assert api.login().status_code == 200
-        return sim, api
-
-    yield make
-    for o in reversed(owned):
-        (o.http.close if isinstance(o, Api) else o.close)()
+# ``plan`` and ``make_world`` (a deployed, logged-in simulated cluster) are in tests/conftest.py: test_sim_install
+# uses them too.
 
 
 @pytest.fixture

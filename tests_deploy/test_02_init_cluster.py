@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from clients.payloads import check_scan, deploy_payload
+from clients.payloads import check_scan, deploy_payload, disk_roles_of
 from clients.poll import wait_for
 
 pytestmark = pytest.mark.stage02
@@ -53,12 +53,6 @@ def test_deploy_cluster(valid_plan, deploy_clients, state, step, pacing):
     assert verify.get("is_deployed") is True, (
         f"deploy_verify 返回未部署 / deploy_verify says not deployed: {verify}; 查看主机 {first} 的部署日志后用 --resume 重跑 "
         f"/ check the deployment log on {first}, then rerun with --resume")
-
-
-def disk_roles_of(payload: dict) -> dict[str, list[dict]]:
-    ip_of = {h["host_uuid"]: next(i["ip"] for i in h["ifaces"] if i["function"] == "mgt") for h in payload["hosts"]}
-    return {ip_of[h["host_uuid"]]: [{k: d[k] for k in ("drive", "function", "type", "size")} for d in h["disks"]]
-            for h in payload["hosts"]}
 
 
 def _running(status: dict) -> bool:

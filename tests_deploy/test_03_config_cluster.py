@@ -8,9 +8,6 @@ from clients.upload import upload_file
 
 pytestmark = pytest.mark.stage03
 
-JOB_INTERVAL = 2          # guide seconds between job polls
-JOB_LIMIT = 10 * 60
-
 
 @pytest.mark.dependency(name="03.root_password", depends=["02.deploy"], scope="session")
 def test_set_fisheye_admin_password(valid_plan, fisheye, step):

@@ -5,19 +5,15 @@ import re
 
 import pytest
 
+from clients.cloudtower import INSTALLER, LOG_STALL_LIMIT, PREINSTALL, SUCCESS, InstallLog
 from clients.fisheye import IsoUpload
+from clients.payloads import cloudtower_vm_body
 from clients.poll import wait_for
 from clients.upload import upload_file
 
 pytestmark = pytest.mark.stage04
 
-PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"
-INSTALLER = "/usr/share/smartx/tower/installer/binary/installer"
-INSTALL_LOG = "/home/cloudtower/nohup.out"
-SUCCESS = "Install Operation Center Successfully"
-LOG_ERROR = re.compile(r"\[ERROR\]|Install Operation Center Failed|Traceback \(most recent call last\)")
 INSTALL_LIMIT = 60 * 60        # the install takes about 20 minutes; one hour is a hard stop
-LOG_STALL_LIMIT = 10 * 60      # no new log line for this long means the installer hangs
 HTTPS_LIMIT = 10 * 60          # the guide's 3 x 10 s is the minimum; the service may warm up longer
 
 
@@ -91,22 +87,6 @@ def test_create_cloudtower_vm(valid_plan, fisheye, cluster_address, state, step)
     assert len([v for v in fisheye.list_vms() if v.get("vm_name") == name]) == 1, "同名虚拟机不止一台 / duplicate VMs"
 
 
-def cloudtower_vm_body(name: str, *, ovs: str, vlan_uuid: str, policy_uuid: str, iso_path: str) -> dict:
-    """The guide's fixed CloudTower VM shape (§04), with the looked-up names and UUIDs."""
-    return {
-        "vm_name": name, "description": "CloudTower VM auto created by CXVoyager", "vcpu": 8,
-        "memory": 20401094656, "cpu": {"topology": {"sockets": 8, "cores": 1}},
-        "nics": [{"ovs": ovs, "model": "virtio", "mirror": False, "vlan_uuid": vlan_uuid, "link": "up"}],
-        "disks": [{"type": "disk", "bus": "virtio", "storage_policy_uuid": policy_uuid, "name": "cloudtower-os",
-                   "quota_policy": None, "size_in_byte": 429496729600},
-                  {"type": "cdrom", "bus": "ide", "path": iso_path, "disabled": False}],
-        "ha": True, "nested_virtualization": False, "hasNormalVol": False, "hasSharedVol": False,
-        "hasVolume": False, "cpu_model": "cluster_default", "firmware": "BIOS", "diskNamePrefix": "cloudtower",
-        "folder_uuid": None, "node_ip": None, "auto_schedule": True, "existDisks": [], "quota_policy": None,
-        "status": "running",
-    }
-
-
 def os_installed(vm: dict) -> bool:
     """Guest agent running and the guest OS known (the guide's own sample keeps guest_os_type unknown)."""
     gi = vm.get("guest_info") or {}
@@ -175,44 +155,6 @@ def test_install_cloudtower(valid_plan, cloudtower_ssh, amap, step, pacing):
     assert not log.error, f"安装日志报错 / the installer log shows an error:\n{log.tail(30)}"
     assert not log.stalled, f"安装日志 {LOG_STALL_LIMIT // 60} 分钟无新内容 / the log stopped growing:\n{log.tail(30)}"
     assert SUCCESS in log.text
-
-
-class InstallLog:
-    """What the installer wrote in this attempt (nohup.out, followed through sudo: root-owned, 0600):
-    success, an error line, or a log that stopped growing."""
-
-    def __init__(self, ssh, pacing):
-        from clients.ssh import LogFollower
-
-        self.pacing = pacing
-        self.follower = LogFollower.from_end(ssh, INSTALL_LOG, sudo_password=ssh.password)  # nohup appends
-        self.error = self.stalled = False
-        self._quiet_since = None
-
-    @property
-    def text(self) -> str:
-        return self.follower.text
-
-    def read(self) -> str:
-        import time
-
-        now = time.monotonic()
-        if self.follower.poll() or self._quiet_since is None:
-            self._quiet_since = now
-        self.error = bool(LOG_ERROR.search(self.text))
-        self.stalled = (now - self._quiet_since) / self.pacing.scale > LOG_STALL_LIMIT
-        return self.text
-
-    def finished(self, _text: str) -> bool:
-        return SUCCESS in self.text or self.error or self.stalled
-
-    @property
-    def last_line(self) -> str:
-        lines = [ln for ln in self.text.splitlines() if ln.strip()]
-        return lines[-1][:160] if lines else "(日志为空 / log empty)"
-
-    def tail(self, n: int) -> str:
-        return "\n".join(self.text.splitlines()[-n:])
 
 
 @pytest.mark.dependency(name="04.https", depends=["04.install"], scope="session")
