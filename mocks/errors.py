@@ -32,6 +32,15 @@ class SimError(Exception):
     def body(self) -> Any:
         return {"data": self.data, "ec": self.code, "error": {"msg": self.message}}
 
+    @property
+    def ec(self) -> str:
+        """The SmartX envelope's ``ec`` (the same as ``code``)."""
+        return self.code
+
+    @property
+    def msg(self) -> str:
+        return self.message
+
     def response(self):
         from .http import Response
         return Response.json(self.body(), self.status, headers=self.headers or None)

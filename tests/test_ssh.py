@@ -11,19 +11,8 @@ import pytest
 
 from clients.addressing import AddressMap, UnroutableAddress
 from clients.redact import REDACTOR
-from clients.ssh import (
-    CommandError,
-    HostKeyChanged,
-    LogFollower,
-    RemoteFileNotFound,
-    Result,
-    SshAuthError,
-    SshClient,
-    SshConnectError,
-    SudoAuthError,
-    can_login,
-    known_hosts_name,
-)
+from clients.ssh import (CommandError, HostKeyChanged, LogFollower, RemoteFileNotFound, Result, SshAuthError, SshClient,
+                         SshConnectError, SudoAuthError, can_login, known_hosts_name)
 from mocks.server import Simulator
 from mocks.ssh import DEFAULT_HOST_PASSWORD, SUDO_NO_TTY, attach_ssh, seed_host_ssh, ssh_service
 

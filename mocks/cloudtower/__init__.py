@@ -4,16 +4,8 @@
 Entry point: :func:`mocks.cloudtower.service.start` (``start(sim, ip, *, setup=None, warmup=0.0)``).
 The family (:class:`CloudTowerService`) is always there; it holds no tower until one is started.
 """
-from .models import (
-                     DEFAULT_ROOT_PASSWORD,
-                     ENCODED_PASSWORDS,
-                     GUIDE_ENCODED_LOGIN_PASSWORD,
-                     GUIDE_ENCODED_ROOT_PASSWORD,
-                     CloudTowerFamily,
-                     CloudTowerModel,
-                     GqlError,
-                     RestError,
-)
+from .models import (DEFAULT_ROOT_PASSWORD, ENCODED_PASSWORDS, GUIDE_ENCODED_LOGIN_PASSWORD,
+                     GUIDE_ENCODED_ROOT_PASSWORD, CloudTowerFamily, CloudTowerModel, GqlError, RestError)
 from .service import CloudTowerService, attach, start, stop
 
 __all__ = ["CloudTowerFamily", "CloudTowerModel", "DEFAULT_ROOT_PASSWORD", "ENCODED_PASSWORDS",

@@ -27,17 +27,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Callable
 
-from graphql import (
-    ExecutionResult,
-    GraphQLError,
-    GraphQLScalarType,
-    GraphQLSchema,
-    StringValueNode,
-    build_schema,
-    execute_sync,
-    parse,
-    validate,
-)
+from graphql import (ExecutionResult, GraphQLError, GraphQLScalarType, GraphQLSchema, StringValueNode, build_schema,
+                     execute_sync, parse, validate)
 from graphql.utilities import get_operation_ast, value_from_ast_untyped
 
 from .errors import GqlError, RestError, Unauthenticated

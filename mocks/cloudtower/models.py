@@ -28,14 +28,8 @@ from .errors import GqlError, RestError, Unauthenticated
 from .orgs import Datacenter, DatacenterSpec, Organization, OrgsMixin
 from .settings import SettingsMixin
 from .tasks import TASK_PENDING_S, Task, TaskFault, TasksMixin
-from .users import (
-    DEFAULT_ROOT_PASSWORD,
-    ENCODED_PASSWORDS,
-    GUIDE_ENCODED_LOGIN_PASSWORD,
-    GUIDE_ENCODED_ROOT_PASSWORD,
-    USER_SOURCES,
-    UsersMixin,
-)
+from .users import (DEFAULT_ROOT_PASSWORD, ENCODED_PASSWORDS, GUIDE_ENCODED_LOGIN_PASSWORD, GUIDE_ENCODED_ROOT_PASSWORD,
+                    USER_SOURCES, UsersMixin)
 from .util import cuid, iso_ms, parse_datetime
 
 __all__ = ["CloudTowerFamily", "CloudTowerModel", "Cluster", "ClusterSpec", "Datacenter", "DatacenterSpec",

@@ -23,11 +23,3 @@ class DeployError(SimError):
     def __init__(self, ec: str, msg: str, status: int = 400, errors: list[str] | None = None):
         super().__init__(msg, status=status, code=ec)
         self.errors = errors or [msg]
-
-    @property
-    def ec(self) -> str:
-        return self.code
-
-    @property
-    def msg(self) -> str:
-        return self.message

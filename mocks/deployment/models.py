@@ -23,33 +23,10 @@ from ..clock import SimClock
 from ..events import Events
 from ..http import envelope, error_envelope
 from ..reqlog import redact
-from .errors import (
-    EC_BAD_REQUEST,
-    EC_DEPLOY_FAILED,
-    EC_DEPLOYED,
-    EC_DEPLOYING,
-    EC_INTERNAL,
-    EC_INVALID,
-    EC_NO_DEPLOYMENT,
-    EC_NOT_FOUND,
-    EC_UNAUTHORIZED,
-    DeployError,
-)
-from .hosts import (
-    ARCH_DEFAULT_LAYOUT,
-    BOOT_DISK,
-    CPU,
-    DISK_LAYOUTS,
-    DISK_MODELS,
-    MEMORY_TOTAL,
-    Disk,
-    Nic,
-    SimHost,
-    build_host,
-    link_local,
-    local_mac,
-    ovsbr_name,
-)
+from .errors import (EC_BAD_REQUEST, EC_DEPLOY_FAILED, EC_DEPLOYED, EC_DEPLOYING, EC_INTERNAL, EC_INVALID,
+                     EC_NO_DEPLOYMENT, EC_NOT_FOUND, EC_UNAUTHORIZED, DeployError)
+from .hosts import (ARCH_DEFAULT_LAYOUT, BOOT_DISK, CPU, DISK_LAYOUTS, DISK_MODELS, MEMORY_TOTAL, Disk, Nic, SimHost,
+                    build_host, link_local, local_mac, ovsbr_name)
 from .operations import DEPLOY_STAGES, DeployOperation, _op_from_state, _op_state
 from .validation import BOND_MODES, REQUIRED_HOST, REQUIRED_TOP, is_ip, validate
 

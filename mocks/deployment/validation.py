@@ -16,32 +16,9 @@ import ipaddress
 from typing import Any, Callable
 
 from .hosts import SimHost
-from .schema import (
-    Check,
-    Field,
-    Rule,
-    Subject,
-    absent_or,
-    apply,
-    hostname,
-    ipv4,
-    is_bool,
-    is_ip,
-    is_list,
-    is_str,
-    iso_time,
-    list_of,
-    netmask_ok,
-    nonblank_str,
-    nonempty_list,
-    null_or,
-    one_of,
-    passwords_for,
-    required,
-    truthy_str,
-    value_at,
-    vlan_ids,
-)
+from .schema import (Check, Field, Rule, Subject, absent_or, apply, hostname, ipv4, is_bool, is_ip, is_list, is_str,
+                     iso_time, list_of, netmask_ok, nonblank_str, nonempty_list, null_or, one_of, passwords_for,
+                     required, truthy_str, value_at, vlan_ids)
 
 BOND_MODES = ("active-backup", "balance-slb", "balance-tcp")
 REQUIRED_TOP = ("platform", "cluster_name", "dns_server", "vdses", "networks", "hosts", "ntp",

@@ -31,14 +31,6 @@ class FisheyeError(SimError):
     def __init__(self, ec: str, msg: str, status: int = 400):
         super().__init__(msg, status=status, code=ec)
 
-    @property
-    def ec(self) -> str:
-        return self.code
-
-    @property
-    def msg(self) -> str:
-        return self.message
-
 
 class V3Error(SimError):
     """A v3 error: answered as ``{"code": code, "message": msg, "details": []}`` with ``status``."""

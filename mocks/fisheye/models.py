@@ -32,39 +32,16 @@ from ..events import Events
 from ..sessions import Session
 from .cluster import ClusterContext, rfc3339_nano
 from .cpu import Cpu, cpu_models_for
-from .errors import (
-    EC_BAD_REQUEST,
-    EC_EXISTS,
-    EC_INVALID,
-    EC_JOB_FAILED,
-    EC_NOT_FOUND,
-    EC_UNAUTHORIZED,
-    GRPC_ALREADY_EXISTS,
-    GRPC_FAILED_PRECONDITION,
-    GRPC_INVALID_ARGUMENT,
-    GRPC_UNAUTHENTICATED,
-    FisheyeError,
-    V3Error,
-)
+from .errors import (EC_BAD_REQUEST, EC_EXISTS, EC_INVALID, EC_JOB_FAILED, EC_NOT_FOUND, EC_UNAUTHORIZED,
+                     GRPC_ALREADY_EXISTS, GRPC_FAILED_PRECONDITION, GRPC_INVALID_ARGUMENT, GRPC_UNAUTHENTICATED,
+                     FisheyeError, V3Error)
 from .ipmi import IPMI_PORT, Ipmi, IpmiAccount
 from .jobs import JOB_PENDING_S, JOB_RUNNING_S, Job, JobBoard
 from .network import VDS_TYPE, VLAN_TYPE_MGMT, VLAN_TYPE_STORAGE, VLAN_TYPE_VM, Network, Vds, VdsMember, Vlan
 from .sessions import DEFAULT_SESSION_TTL, PBKDF2_ITERATIONS, Accounts
 from .settings import Settings
-from .uploads import (
-    DEFAULT_CHUNK_SIZE,
-    FIRST_ISCSI_LUN,
-    ISCSI_IQN,
-    ISO_DEVICES,
-    MAX_CHUNKS,
-    SVT_IMAGE_DIR,
-    UPLOAD_KINDS,
-    Upload,
-    Uploads,
-    _lun_of,
-    iscsi_datastore,
-    iscsi_path,
-)
+from .uploads import (DEFAULT_CHUNK_SIZE, FIRST_ISCSI_LUN, ISCSI_IQN, ISO_DEVICES, MAX_CHUNKS, SVT_IMAGE_DIR,
+                      UPLOAD_KINDS, Upload, Uploads, _lun_of, iscsi_datastore, iscsi_path)
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SESSION_TTL", "EC_BAD_REQUEST", "EC_EXISTS", "EC_INVALID", "EC_JOB_FAILED",
            "EC_NOT_FOUND", "EC_UNAUTHORIZED", "FIRST_ISCSI_LUN", "GRPC_ALREADY_EXISTS", "GRPC_FAILED_PRECONDITION",

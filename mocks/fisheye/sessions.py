@@ -11,15 +11,8 @@ import time
 
 from ..sessions import SessionError, SessionStore
 from .cluster import ClusterContext, rfc3339_nano
-from .errors import (
-    EC_UNAUTHORIZED,
-    GRPC_ALREADY_EXISTS,
-    GRPC_FAILED_PRECONDITION,
-    GRPC_UNAUTHENTICATED,
-    FisheyeError,
-    V3Error,
-    v3_invalid,
-)
+from .errors import (EC_UNAUTHORIZED, GRPC_ALREADY_EXISTS, GRPC_FAILED_PRECONDITION, GRPC_UNAUTHENTICATED, FisheyeError,
+                     V3Error, v3_invalid)
 
 DEFAULT_SESSION_TTL = 7 * 24 * 3600.0  # the guide's sample: expire_time = create_time + 7 days
 PBKDF2_ITERATIONS = 20_000

@@ -2,17 +2,8 @@
 from __future__ import annotations
 
 from .family import VmsFamily
-from .models import (
-                     CLOUDTOWER_SSH_DEFAULT,
-                     CLOUDTOWER_SSH_USER,
-                     DEFAULT_OS_INSTALL_S,
-                     GA_NOT_RUNNING,
-                     GA_RUNNING,
-                     Vm,
-                     VmsModel,
-                     guest_flavour,
-                     vm_mac,
-)
+from .models import (CLOUDTOWER_SSH_DEFAULT, CLOUDTOWER_SSH_USER, DEFAULT_OS_INSTALL_S, GA_NOT_RUNNING, GA_RUNNING, Vm,
+                     VmsModel, guest_flavour, vm_mac)
 from .responses import VmsApp
 
 __all__ = ["CLOUDTOWER_SSH_DEFAULT", "CLOUDTOWER_SSH_USER", "DEFAULT_OS_INSTALL_S", "GA_NOT_RUNNING", "GA_RUNNING",

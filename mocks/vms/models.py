@@ -35,27 +35,11 @@ from typing import TYPE_CHECKING, Any
 from ..clock import SimClock
 from ..deployment.models import DeploymentModel
 from ..events import Events
-from ..fisheye.models import (
-    EC_EXISTS,
-    EC_INVALID,
-    EC_NOT_FOUND,
-    FisheyeError,
-    FisheyeModel,
-    iscsi_datastore,
-    iscsi_path,
-)
+from ..fisheye.models import (EC_EXISTS, EC_INVALID, EC_NOT_FOUND, FisheyeError, FisheyeModel, iscsi_datastore,
+                              iscsi_path)
 from .schema import DiskSpec, NicUpdate, VmSpec, VmUpdate
-from .vm import (
-    CLOUDTOWER_SSH_DEFAULT,
-    CLOUDTOWER_SSH_USER,
-    DEFAULT_OS_INSTALL_S,
-    GA_NOT_RUNNING,
-    GA_RUNNING,
-    Vm,
-    guest_flavour,
-    vm_mac,
-    vm_view,
-)
+from .vm import (CLOUDTOWER_SSH_DEFAULT, CLOUDTOWER_SSH_USER, DEFAULT_OS_INSTALL_S, GA_NOT_RUNNING, GA_RUNNING, Vm,
+                 guest_flavour, vm_mac, vm_view)
 
 if TYPE_CHECKING:                   # pragma: no cover
     from ..http import Outcome
