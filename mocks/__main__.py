@@ -99,14 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"control:   {sim.control_url}/_sim")
         print(f"ca bundle: {sim.ca_bundle}")
         print(f"token:     x-smartx-token: {sim.deploy_token}")
-        print(format_address_map(sim))
         if summary is not None:
             import json
-
-            from .presets import format_access
             print(f"preset {args.preset}: {json.dumps(summary, ensure_ascii=False)}")
-            print("requests are routed by the local port; send the simulated address as the Host header:")
-            print(format_access(sim))
+        print("requests are routed by the local port; send the simulated address as the Host header:")
+        print(format_address_map(sim))
         print("serving; press Ctrl-C to stop", flush=True)
         while not stop.wait(0.5):
             pass

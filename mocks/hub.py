@@ -265,6 +265,8 @@ class Hub:
                     ep.up = up
                     if ep.proto == "tcp":
                         self._call(lambda ep=ep: self._apply_tcp_state(ep))
+            if all(ep.internal for ep in eps):           # the simulator's own control endpoint: not an address
+                return
             if up:
                 self._alive[address] = True
             elif not any(e.up for e in self._endpoints.values() if e.address == address):

@@ -382,21 +382,8 @@ def _run_installer(sim, ip: str) -> None:
 
 # --------------------------------------------------------------------------- printing (python -m mocks serve)
 def format_access(sim) -> str:
-    """How to reach each simulated address from outside: URL (send ``Host: <address>``), SSH, DNS/NTP."""
-    from .hub import LOOPBACK
-    from .server import _sort_ip
+    """How to reach each simulated address from outside: the simulator's one address table
+    (:func:`mocks.server.format_address_map`)."""
+    from .server import format_address_map
 
-    lines = [f"{'ADDRESS':<18} {'PORT':<9} {'STATE':<5} HOW TO REACH IT"]
-    for e in sorted(sim.hub.endpoints(), key=lambda e: (_sort_ip(e.address), e.proto, e.port)):
-        port = f"{e.port}/{e.proto}"
-        state = "up" if e.up else "down"
-        if e.proto == "udp":
-            how = (f"dig @{LOOPBACK} -p {e.local_port} <name>" if e.port == 53
-                   else f"ntpdate -q -p 1 {LOOPBACK}:{e.local_port}  (udp {LOOPBACK}:{e.local_port})")
-        elif e.scheme in ("http", "https"):
-            host = e.address if e.port in (80, 443) else f"{e.address}:{e.port}"
-            how = f"{e.scheme}://{LOOPBACK}:{e.local_port}/  Host: {host}"
-        else:
-            how = f"ssh -p {e.local_port} <user>@{LOOPBACK}   (simulates {e.address}:{e.port})"
-        lines.append(f"{e.address:<18} {port:<9} {state:<5} {how}")
-    return "\n".join(lines)
+    return format_address_map(sim)

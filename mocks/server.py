@@ -261,16 +261,21 @@ class Simulator:
         self.settle()
         return t
 
-    def snapshot(self) -> dict:
+    def snapshot(self, *, inspect: bool = True) -> dict:
         """JSON-able state of the world. No password or token appears in it (the root password as a
         salted PBKDF2 digest, session tokens as SHA-256 digests). ``restore`` holds what
-        :meth:`restore` needs; the other keys are for inspection."""
+        :meth:`restore` needs; the other keys are for inspection (``inspect=False`` leaves them out:
+        the suite saves the world with every write of its state, and restoring is all it needs)."""
         self.settle()
         families = {name: f.export_state() for name, f in self.families.items()}
         restore = {"families": families,
                    "endpoints": [[ep.address, ep.port, ep.proto, ep.up] for ep in self.hub.endpoints()],
                    "alive": self.hub.alive_state(), "skew": self.clock.skew}
         restore["sim_now"] = self.clock.now()
+        if not inspect:
+            return {"version": SNAPSHOT_VERSION, "plan": {"sha256": getattr(self.plan, "sha256", None),
+                                                          "cluster_name": getattr(self.plan, "cluster_name", None)},
+                    "dns": self.dns.to_dict(), "restore": restore}
         return {"version": SNAPSHOT_VERSION, "clock": self.clock.to_dict(),
                 "plan": {"sha256": getattr(self.plan, "sha256", None),
                          "cluster_name": getattr(self.plan, "cluster_name", None)},
@@ -327,18 +332,30 @@ def _plan_secrets(plan) -> set[str]:
 
 
 def format_address_map(sim: Simulator) -> str:
-    """The address map as a readable table (used by ``python -m mocks serve``)."""
+    """The address map as one readable table (``python -m mocks serve``): each simulated endpoint, the
+    loopback port behind it, its state and role, and how to reach it from outside (URL with the ``Host``
+    header to send, ``ssh``, ``dig``); then the addresses that only answer ping."""
     rows = sorted(sim.hub.endpoints(), key=lambda e: (_sort_ip(e.address), e.proto, e.port))
-    lines = [f"{'ADDRESS':<18} {'PORT/PROTO':<11} {'':2} {'LOCAL':<16} {'STATE':<5} ROLE"]
+    lines = [f"{'ADDRESS':<18} {'PORT':<9} {'STATE':<5} {'ROLE':<16} HOW TO REACH IT"]
     for e in rows:
-        lines.append(f"{e.address:<18} {f'{e.port}/{e.proto}':<11} -> {f'{LOOPBACK}:{e.local_port}':<16} "
-                     f"{'up' if e.up else 'down':<5} {e.role}{' (' + e.scheme + ')' if e.proto == 'tcp' else ''}")
+        lines.append(f"{e.address:<18} {f'{e.port}/{e.proto}':<9} {'up' if e.up else 'down':<5} {e.role:<16} "
+                     f"{_how(e)}")
     with_ports = {e.address for e in rows}
     ping_only = sorted((a for a in sim.hub.addresses() if a not in with_ports), key=_sort_ip)
     if ping_only:
         lines.append("ping only (no ports; is_alive): " + ", ".join(
             f"{a}{'' if sim.is_alive(a) else ' (down)'}" for a in ping_only))
     return "\n".join(lines)
+
+
+def _how(e) -> str:
+    if e.proto == "udp":
+        return (f"dig @{LOOPBACK} -p {e.local_port} <name>" if e.port == 53
+                else f"ntpdate -q -p 1 {LOOPBACK}:{e.local_port}  (udp {LOOPBACK}:{e.local_port})")
+    if e.scheme in ("http", "https"):
+        host = e.address if e.port in (80, 443) else f"{e.address}:{e.port}"
+        return f"{e.scheme}://{LOOPBACK}:{e.local_port}/  Host: {host}"
+    return f"ssh -p {e.local_port} <user>@{LOOPBACK}"
 
 
 def _sort_ip(a: str):

@@ -51,3 +51,45 @@ def test_serve_stops_cleanly_and_removes_its_folder(sig, ignore_sigint):
     assert proc.returncode == 0
     assert "stopping" in rest
     assert not workdir.exists(), f"{workdir} was left behind"
+
+
+def test_serve_prints_one_address_table_without_its_control_endpoint():
+    proc = subprocess.Popen([sys.executable, "-m", "mocks", "serve", "--plan", str(PLAN), "--time-scale", "0.01",
+                             "--preset", "cluster-deployed"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("serving;"):
+                break
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    out = "".join(lines)
+    assert out.count("ADDRESS ") == 1, out                       # one table, also with a preset
+    ping = next(line for line in lines if line.startswith("ping only"))
+    assert "_sim" not in ping
+    assert "Host: " in out and "ssh -p " in out
+
+
+def test_a_port_probe_of_ssh_logs_no_error(caplog):
+    import logging
+    import socket
+
+    from mocks import Simulator
+    from mocks.testing import load_plan
+
+    caplog.set_level(logging.DEBUG)
+    with Simulator.from_plan(load_plan(PLAN), load_env_faults=False) as sim:
+        host = str(sim.hosts[0].mgmt_ip)
+        _, port = sim.local(host, 22)
+        for _ in range(3):                                    # what the suite's reachability checks do
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "port probe" not in caplog.text:
+            time.sleep(0.05)
+    assert "port probe" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("mocks")], \
+        [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "Error reading SSH protocol banner" not in caplog.text

@@ -41,6 +41,24 @@ class _QuietDisconnects(logging.Filter):
         return True
 
 
+def _closed_before_banner(sock: socket.socket, wait: float = 2.0) -> bool:
+    """True when the peer closed without sending anything: a TCP port probe (the suite's own reachability
+    checks), not an SSH client -- those send their identification line at once (RFC 4253 §4.2). Waits at
+    most ``wait`` seconds, then lets paramiko handle the connection either way."""
+    try:
+        sock.settimeout(wait)
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (socket.timeout, BlockingIOError):
+        return False
+    except OSError:
+        return True
+    finally:
+        try:
+            sock.settimeout(None)
+        except OSError:
+            pass
+
+
 _TRANSPORT_LOG = logging.getLogger("mocks.ssh.transport")     # the server side's paramiko chatter
 _TRANSPORT_LOG.addFilter(_QuietDisconnects())
 if _TRANSPORT_LOG.level == logging.NOTSET:
@@ -214,6 +232,9 @@ class SshService:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        if _closed_before_banner(sock):
+            log.debug("sim ssh %s:%s: connection closed before the SSH banner (a port probe)", self.address, self.port)
+            return
         transport = paramiko.Transport(sock)
         transport.set_log_channel("mocks.ssh.transport")
         workers: list[threading.Thread] = []
