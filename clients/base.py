@@ -17,6 +17,45 @@ EXCERPT = 2000
 TRANSIENT_STATUS = {502, 503, 504}
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS"}
 
+# What a request is, for the retry policy: the client that knows the API says so (a GET is a read; so are
+# CloudTower's get-* REST POSTs and GraphQL queries), the default is a mutation.
+READ = "read"              # changes nothing: retried on transport errors, 502/503/504 and 500
+IDEMPOTENT_WRITE = "idempotent"  # the same write again is harmless (PUT a setting): transport errors, 502/503/504
+MUTATION = "mutation"      # never retried blindly
+KINDS = (READ, IDEMPOTENT_WRITE, MUTATION)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The one retry policy of every client: which request is retried on what, how often, how long apart."""
+
+    attempts: int = 3          # the small budget: at most 3 tries of a request
+    backoff: float = 0.5       # seconds before the 2nd try, doubled for each further one
+
+    RETRY_STATUS = {READ: TRANSIENT_STATUS | {500}, IDEMPOTENT_WRITE: TRANSIENT_STATUS, MUTATION: frozenset()}
+
+    @staticmethod
+    def kind_of(method: str, idempotent: bool | None = None, kind: str | None = None) -> str:
+        if kind is not None:
+            if kind not in KINDS:
+                raise ValueError(f"request kind must be one of {KINDS}, got {kind!r}")
+            return kind
+        if idempotent is False:
+            return MUTATION
+        if method.upper() in IDEMPOTENT:
+            return READ
+        return IDEMPOTENT_WRITE if idempotent else MUTATION
+
+    def attempts_for(self, kind: str) -> int:
+        return 1 if kind == MUTATION else max(1, self.attempts)
+
+    def retries_status(self, kind: str, status: int) -> bool:
+        return status in self.RETRY_STATUS[kind]
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        return self.backoff * 2 ** (attempt - 1)
+
 
 @dataclass(frozen=True)
 class TlsMode:
@@ -82,8 +121,7 @@ class ApiClient:
         self.amap = amap
         self.tls = tls
         self.on_call = on_call
-        self.retries = retries
-        self.backoff = backoff
+        self.retry = RetryPolicy(attempts=retries, backoff=backoff)
         self.sleep = sleep
         inner = httpx.HTTPTransport(verify=tls.httpx_verify)
         self.http = httpx.Client(transport=GuardedTransport(amap, inner), timeout=timeout,
@@ -103,12 +141,14 @@ class ApiClient:
 
     def request(self, method: str, path: str, *, json_body: Any = None, params: dict | None = None,
                 files: Any = None, headers: dict | None = None, idempotent: bool | None = None,
-                timeout: float | None = None, hint: str | None = None) -> httpx.Response:
-        """Send one request. Retries only idempotent requests on transient failures."""
+                kind: str | None = None, timeout: float | None = None, hint: str | None = None) -> httpx.Response:
+        """Send one request, retried per :class:`RetryPolicy`: ``kind`` (READ, IDEMPOTENT_WRITE, MUTATION) says
+        what it is; without it a GET/HEAD/OPTIONS is a read, ``idempotent=True`` an idempotent write, else a
+        mutation (never retried)."""
         method = method.upper()
         url = self.url(path)
-        retry_ok = (method in IDEMPOTENT) if idempotent is None else idempotent
-        attempts = self.retries if retry_ok else 1
+        kind = self.retry.kind_of(method, idempotent, kind)
+        attempts = self.retry.attempts_for(kind)
         last_exc: Exception | None = None
         for attempt in range(1, attempts + 1):
             start = time.perf_counter()
@@ -128,14 +168,14 @@ class ApiClient:
                               error=f"{type(exc).__name__}: {exc}")
                 self._emit(record)
                 if attempt < attempts:
-                    self.sleep(self.backoff * 2 ** (attempt - 1))
+                    self.sleep(self.retry.delay(attempt))
                     continue
                 raise ApiError(method, url, None, f"{type(exc).__name__}: {exc}", hint or self.default_hint) from exc
             record.update(status=resp.status_code, duration_ms=round((time.perf_counter() - start) * 1000, 1),
                           response=_excerpt(resp.content))
             self._emit(record)
-            if resp.status_code in TRANSIENT_STATUS and attempt < attempts:
-                self.sleep(self.backoff * 2 ** (attempt - 1))
+            if attempt < attempts and self.retry.retries_status(kind, resp.status_code):
+                self.sleep(self.retry.delay(attempt))
                 continue
             return resp
         raise AssertionError(last_exc)  # pragma: no cover - loop always returns or raises

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
-from .base import ApiClient, ApiError, _excerpt
+import httpx
+
+from .base import MUTATION, READ, ApiClient, ApiError, _excerpt
 from .redact import REDACTOR
 
 # The guide's fixed encoded root password: CloudTower's root starts as HC!r0cks, which this API cannot change.
@@ -38,25 +40,123 @@ class GraphQLError(ApiError):
     pass
 
 
+_GQL_COMMENT = re.compile(r"#[^\n]*")
+_GQL_OP = re.compile(r"\b(query|mutation|subscription)\b\s*([_A-Za-z][_0-9A-Za-z]*)?")
+
+
+def graphql_operation_type(query: str, operation: str | None = None) -> str:
+    """``query``, ``mutation`` or ``subscription``: the type of the operation ``operation`` names in the
+    document (its only operation when unnamed). A document that starts with ``{`` is a query."""
+    text = _GQL_COMMENT.sub("", query).strip()
+    if text.startswith("{"):
+        return "query"
+    found = [(m.group(1), m.group(2)) for m in _GQL_OP.finditer(text)
+             if m.start() == 0 or text[:m.start()].rstrip().endswith("}")]   # definitions only, not field names
+    for op_type, name in found:
+        if operation is None or name == operation:
+            return op_type
+    return "mutation"   # unknown: the safe assumption, never retried
+
+
+class Session:
+    """How a CloudTower session authenticates a request, and how it logs in again (once) after a 401.
+
+    The REST token (raw ``Authorization``) and GraphQL share :class:`TokenSession`; the ``connect.sid``
+    cookie session (stage 07) is a :class:`CookieSession` registered with :meth:`CloudTowerClient.add_session`.
+    """
+
+    def __init__(self, login: Callable[[], str]):
+        self._login = login
+        self.value: str | None = None
+
+    def login(self) -> str:
+        self.value = self._login()
+        REDACTOR.add(self.value)
+        return self.value
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class TokenSession(Session):
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self.value or ""}
+
+
+class CookieSession(Session):
+    """``login`` returns the ``connect.sid`` value (e.g. from the GraphQL ``login``'s Set-Cookie)."""
+
+    cookie = "connect.sid"
+
+    def headers(self) -> dict[str, str]:
+        return {"Cookie": f"{self.cookie}={self.value or ''}"}
+
+
+def _unauthenticated(resp: httpx.Response) -> bool:
+    """401, or Apollo's HTTP 200 with an ``UNAUTHENTICATED`` error (GraphQL)."""
+    if resp.status_code == 401:
+        return True
+    if resp.status_code != 200 or b"UNAUTHENTICATED" not in resp.content:
+        return False
+    try:
+        errors = resp.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(((e or {}).get("extensions") or {}).get("code") == "UNAUTHENTICATED" for e in errors)
+
+
 class CloudTowerClient(ApiClient):
     family = "cloudtower"
     default_hint = "检查 CloudTower 服务状态（安装是否完成、443 端口）/ check the CloudTower service (install done, port 443)"
 
     def __init__(self, address: str, **kw):
         self.address = str(address)
-        self.token: str | None = None
+        self.relogins = 0
+        self.sessions: dict[str, Session] = {"token": TokenSession(self._token_login)}
         REDACTOR.add(DEFAULT_ROOT_PASSWORD)
         super().__init__(f"https://{self.address}", **kw)
+
+    @property
+    def token(self) -> str | None:
+        return self.sessions["token"].value
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self.sessions["token"].value = value
+
+    def add_session(self, name: str, session: Session) -> Session:
+        """Register another session (stage 07: ``add_session("cookie", CookieSession(login_fn))``)."""
+        self.sessions[name] = session
+        return session
+
+    def authed(self, method: str, path: str, *, session: str = "token", **kw) -> httpx.Response:
+        """Send with ``session``'s credentials (logging in first if it has none); on a 401 (or GraphQL
+        UNAUTHENTICATED) log that session in again, once, and resend."""
+        sess = self.sessions[session]
+        if sess.value is None:
+            sess.login()   # e.g. a resumed run whose login step passed earlier
+        extra = dict(kw.pop("headers", None) or {})
+        resp = self.request(method, path, headers={**extra, **sess.headers()}, **kw)
+        if _unauthenticated(resp):
+            self.relogins += 1
+            sess.login()
+            resp = self.request(method, path, headers={**extra, **sess.headers()}, **kw)
+        return resp
 
     # --- GraphQL ----------------------------------------------------------------
     AUTHED = {"updateCloudTowerNtpUrl", "deployedLicense"}
 
-    def graphql(self, operation: str, query: str, variables: dict | None = None, *, mutation: bool = False) -> dict:
-        if operation in self.AUTHED and self.token is None:
-            self.login()  # e.g. a resumed run whose login step passed earlier
+    def graphql(self, operation: str, query: str, variables: dict | None = None, *, mutation: bool | None = None,
+                session: str | None = None) -> dict:
+        """POST /api. A query is a read (retried like one), a mutation never retried; ``mutation=True`` forces
+        the latter. Operations that need a login (``AUTHED``, or ``session`` given) re-login once on a 401."""
+        read = graphql_operation_type(query, operation) == "query" and not mutation
         body = {"operationName": operation, "variables": variables or {}, "query": query}
-        headers = {"Authorization": self.token} if self.token else None
-        resp = self.request("POST", "/api", json_body=body, headers=headers, idempotent=not mutation)
+        kw = {"json_body": body, "kind": READ if read else MUTATION}
+        if session or operation in self.AUTHED:
+            resp = self.authed("POST", "/api", session=session or "token", **kw)
+        else:
+            resp = self.request("POST", "/api", headers={"Authorization": self.token} if self.token else None, **kw)
         data = self.check(resp) or {}
         if data.get("errors"):
             raise GraphQLError("POST", self.url("/api"), resp.status_code, _excerpt(resp.content),
@@ -85,6 +185,11 @@ class CloudTowerClient(ApiClient):
 
     # --- REST v2 ------------------------------------------------------------------
     def login(self, username: str = "root", password: str = DEFAULT_ROOT_PASSWORD) -> str:
+        self._credentials = (username, password)
+        return self.sessions["token"].login()
+
+    def _token_login(self) -> str:
+        username, password = getattr(self, "_credentials", ("root", DEFAULT_ROOT_PASSWORD))
         resp = self.request("POST", "/v2/api/login", json_body={"username": username, "password": password,
                                                                 "source": "LOCAL"})
         body = self.check(resp, hint="CloudTower 登录失败 / CloudTower login failed") or {}
@@ -92,16 +197,14 @@ class CloudTowerClient(ApiClient):
         if not token:
             raise ApiError("POST", self.url("/v2/api/login"), resp.status_code, _excerpt(resp.content),
                            "登录响应没有 token / the login answer has no token")
-        REDACTOR.add(token)
-        self.token = token
         return token
 
-    def rest(self, name: str, body: Any = None, *, mutation: bool = False) -> Any:
-        """POST /v2/api/<name> with the raw token; get-* calls are idempotent (and retried), others not."""
-        if self.token is None:
-            self.login()
-        resp = self.request("POST", f"/v2/api/{name}", json_body={} if body is None else body,
-                            headers={"Authorization": self.token or ""}, idempotent=not mutation)
+    def rest(self, name: str, body: Any = None, *, mutation: bool | None = None) -> Any:
+        """POST /v2/api/<name> with the raw token. ``get-*`` calls are reads (retried, 500 included), all
+        others mutations (never retried) unless ``mutation`` says otherwise; a 401 re-logs in once."""
+        read = name.startswith("get-") if mutation is None else not mutation
+        resp = self.authed("POST", f"/v2/api/{name}", json_body={} if body is None else body,
+                           kind=READ if read else MUTATION)
         return self.check(resp)
 
 
@@ -119,11 +222,14 @@ class InstallLog:
     """What the installer wrote in this attempt (nohup.out, followed through sudo: root-owned, 0600):
     success, an error line, or a log that stopped growing."""
 
-    def __init__(self, ssh, pacing):
+    def __init__(self, ssh, pacing, *, offset: int | None = None):
+        """``offset``: follow from there (reattaching to an installer an interrupted run started);
+        default: from the log's current end (nohup appends)."""
         from .ssh import LogFollower
 
         self.pacing = pacing
-        self.follower = LogFollower.from_end(ssh, INSTALL_LOG, sudo_password=ssh.password)  # nohup appends
+        self.follower = LogFollower(ssh, INSTALL_LOG, offset=offset, sudo_password=ssh.password) \
+            if offset is not None else LogFollower.from_end(ssh, INSTALL_LOG, sudo_password=ssh.password)
         self.error = self.stalled = False
         self._quiet_since = None
 

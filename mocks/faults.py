@@ -20,7 +20,8 @@ from typing import Any, Iterable
 
 log = logging.getLogger("mocks")
 
-__all__ = ["ACTION_KEYS", "RULE_KEYS", "FaultRule", "Faults", "match_address", "match_method", "match_path"]
+__all__ = ["ACTION_KEYS", "RULE_KEYS", "FaultRule", "Faults", "match_address", "match_method", "match_path",
+           "parse_rules", "usage_error"]
 
 
 # --------------------------------------------------------------------------- patterns
@@ -109,7 +110,10 @@ def _check_selectors(raw: dict) -> None:
             raise ValueError(f"fault rule {k} must be a string, got {v!r}")
     path = raw.get("path")
     if isinstance(path, str) and (path.startswith("^") or path.startswith("re:")):
-        re.compile(path[3:] if path.startswith("re:") else path)
+        try:
+            re.compile(path[3:] if path.startswith("re:") else path)
+        except re.error as exc:
+            raise ValueError(f"fault rule path is not a valid regular expression: {path!r} ({exc})") from None
 
 
 @dataclass
@@ -167,6 +171,51 @@ class FaultRule:
                    comment=raw.get("comment"))
 
 
+def parse_rules(source: str | os.PathLike | list | dict) -> list[FaultRule]:
+    """The rules of a list/dict, a JSON text, or a path to a JSON file (a list of rules, a single rule, or
+    ``{"rules": [...]}``), all checked. A bad one raises ValueError naming the rule (number and id) and
+    the field."""
+    data: Any = source
+    if isinstance(source, (str, os.PathLike)):
+        text = str(source).strip()
+        try:
+            if text.startswith("[") or text.startswith("{"):
+                data = json.loads(text)
+            else:
+                data = json.loads(Path(text).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"fault rules are not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise ValueError(f"fault rules: neither JSON nor a readable file: {text[:80]!r} ({exc.strerror})") \
+                from None
+    if isinstance(data, dict) and "rules" in data and set(data) <= {"rules", "comment"}:
+        data = data["rules"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ValueError("fault rules must be a list of rule objects")
+    out = []
+    for i, raw in enumerate(data, 1):
+        try:
+            out.append(FaultRule.parse(raw))
+        except ValueError as exc:
+            rid = raw.get("id") if isinstance(raw, dict) else None
+            raise ValueError(f"fault rule #{i}{f' ({rid})' if rid else ''}: {exc}") from None
+    return out
+
+
+def usage_error(var: str = "SMTX_SIM_FAULTS") -> str | None:
+    """One line for a run to refuse with when ``var`` holds a bad fault rule (None when it is fine or unset)."""
+    value = os.environ.get(var, "").strip()
+    if not value:
+        return None
+    try:
+        parse_rules(value)
+    except ValueError as exc:
+        return f"模拟器故障规则无效 / invalid simulator fault rule in {var}: {exc}"
+    return None
+
+
 class Faults:
     """The fault-rule table.
 
@@ -218,24 +267,18 @@ class Faults:
         """
         if source is None or source == "":
             return []
-        data: Any = source
-        if isinstance(source, (str, os.PathLike)):
-            text = str(source).strip()
-            if text.startswith("[") or text.startswith("{"):
-                data = json.loads(text)
-            else:
-                data = json.loads(Path(text).read_text(encoding="utf-8"))
-        if isinstance(data, dict) and "rules" in data and set(data) <= {"rules", "comment"}:
-            data = data["rules"]
-        if isinstance(data, dict):
-            data = [data]
-        if not isinstance(data, list):
-            raise ValueError("fault rules must be a list of rule objects")
-        return self.extend(data)
+        rules = parse_rules(source)
+        return self.extend(rules)
 
     def load_env(self, var: str = "SMTX_SIM_FAULTS") -> list[FaultRule]:
         value = os.environ.get(var, "").strip()
-        return self.load(value) if value else []
+        if not value:
+            return []
+        try:
+            rules = parse_rules(value)
+        except ValueError as exc:
+            raise ValueError(f"{var}: {exc}") from None
+        return self.extend(rules)
 
     def clear(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import layout as L
 from .model import Component, Finding, Host, Network, Plan
-from .xlsx import FormulaError, Workbook, XlsxError, evaluate
+from .xlsx import FormulaError, Workbook, XlsxError, XlsxFormatError, evaluate
 
 _NIC_SPLIT = re.compile(r"[,;，；、\s]+")
 _BLANK = ("", None)
@@ -191,6 +191,8 @@ def load(path: str | Path) -> tuple[Plan, list[Finding]]:
     path = Path(path)
     try:
         book = Workbook(path)
+    except XlsxFormatError as exc:
+        raise PlanReadError(str(exc)) from exc   # already one clear line: what it is and what to do
     except (XlsxError, FileNotFoundError) as exc:
         raise PlanReadError(f"无法读取规划表 {path}: {exc} / cannot read the planning workbook") from exc
     with book:

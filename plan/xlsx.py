@@ -22,6 +22,33 @@ class XlsxError(Exception):
     """The file is not a readable workbook, or a sheet is missing."""
 
 
+class XlsxFormatError(XlsxError):
+    """A workbook in a form this reader cannot open (password-protected, old .xls): one line, what to do."""
+
+
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"   # Compound File: .xls, and Office-encrypted .xlsx
+_ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+
+
+def _format_problem(path: Path) -> str | None:
+    """Why a file that is not a zip cannot be a workbook we read, when we can tell: Excel encrypts a
+    password-protected .xlsx into a Compound File holding an ``EncryptedPackage`` stream; a Compound File
+    without one is the old binary .xls format."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_OLE2_MAGIC))
+            compound = head == _OLE2_MAGIC
+            encrypted = compound and _ENCRYPTED_STREAM in fh.read(64 << 20)
+    except OSError:
+        return None
+    if encrypted:
+        return (f"规划表 {path.name} 是受密码保护的工作簿：请在 Excel 中取消密码保护后另存 / "
+                f"password-protected workbook: save it unprotected")
+    if compound or path.suffix.lower() == ".xls":
+        return f"规划表 {path.name} 是旧的 .xls 格式：请在 Excel 中另存为 .xlsx / old .xls format: save as .xlsx"
+    return None
+
+
 @dataclass(frozen=True)
 class RawCell:
     value: object = None          # cached/literal value: str, int, float, bool or None
@@ -60,7 +87,12 @@ class Workbook:
             self._zip = zipfile.ZipFile(self.path)
             self._sheet_parts = self._read_sheet_parts()
             self._shared = self._read_shared_strings()
-        except (zipfile.BadZipFile, KeyError, ET.ParseError, OSError) as exc:
+        except zipfile.BadZipFile as exc:
+            problem = _format_problem(self.path)
+            if problem:
+                raise XlsxFormatError(problem) from exc
+            raise XlsxError(f"无法读取工作簿 {self.path.name}: {exc} / cannot read workbook") from exc
+        except (KeyError, ET.ParseError, OSError) as exc:
             raise XlsxError(f"无法读取工作簿 {self.path.name}: {exc} / cannot read workbook") from exc
         self._cells: dict[str, dict[str, RawCell]] = {}
 
