@@ -6,7 +6,7 @@ v3 endpoints (users:setupRoot, sessions) answer plain objects; v2 endpoints answ
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -107,6 +107,26 @@ class FisheyeClient(EnvelopeClient):
     def create_vds(self, body: dict) -> dict:
         return self.call("POST", "/api/v2/network/vds", json_body=body)
 
+    def find_vds(self, name: str) -> dict | None:
+        return next((v for v in self.list_vds() if v.get("name") == name), None)
+
+    def ensure_vds(self, body: dict, *, wait_job: Callable[[str, str], dict],
+                   before_create: Callable[[dict], Any] | None = None) -> tuple[dict, bool]:
+        """The VDS named ``body["name"]``: found, or created from ``body`` (guide §03). Returns it and whether
+        it was created now. ``wait_job(job_id, what)`` waits for the creation job and returns it ended;
+        ``before_create(body)`` runs just before the create call (e.g. to keep the request as evidence)."""
+        name = body["name"]
+        found = self.find_vds(name)
+        if found:
+            return found, False
+        if before_create:
+            before_create(body)
+        job = wait_job(self.create_vds(body)["job_id"], f"创建业务交换机 {name} / create VDS")
+        created = [r for r in (job.get("resources") or {}).values() if r.get("type") == "NETWORK_VDS"]
+        if not created:
+            raise AssertionError(f"任务结果中没有 VDS / the job's resources hold no VDS: {job.get('resources')}")
+        return created[0], True
+
     def list_vlans(self, vds_uuid: str) -> list[dict]:
         return self.call("GET", f"/api/v2/network/vds/{vds_uuid}/vlans") or []
 
@@ -169,6 +189,9 @@ class FisheyeClient(EnvelopeClient):
     def delete_image(self, image_uuid: str) -> Any:
         return self.call("DELETE", f"/api/v2/images/{image_uuid}", idempotent=True)
 
+    def get_image(self, image_uuid: str) -> dict:
+        return self.call("GET", f"/api/v2/images/{image_uuid}")
+
 
 class SvtUpload:
     """The SVT flavour of the upload API (guide §03) for clients.upload.upload_file."""
@@ -188,9 +211,26 @@ class SvtUpload:
         except ApiError:
             pass  # the volume may never have been registered; recreating it goes ahead
 
+    # resume (clients.upload): the server's view of a partial volume, and partial volumes it lists
+    image_type = "SVT_IMAGE"
+
+    def status(self, volume: dict) -> dict | None:
+        try:
+            return self.fisheye.get_image(volume["image_uuid"])
+        except ApiError as exc:
+            if exc.status == 404:
+                return None      # gone, or the API shows no volume still uploading
+            raise
+
+    def partials(self, name: str) -> list[dict]:
+        return [i for i in self.fisheye.list_images()
+                if i.get("name") == name and i.get("type") in (None, self.image_type)]
+
 
 class IsoUpload(SvtUpload):
     """The ISO flavour of the upload API (guide §04): upload volume (nfs), chunks, delete."""
+
+    image_type = "ISO_IMAGE"
 
     def create(self, name: str, size: int) -> dict:
         return self.fisheye.iso_create_volume(name, size, description="cloudtower os image")

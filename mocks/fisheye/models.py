@@ -97,6 +97,7 @@ class FisheyeModel:
     cluster = _part("ctx", "cluster")
     session_ttl = _part("accounts.store", "ttl")
     chunk_size = _part("images", "chunk_size")
+    upload_profile = _part("images", "profile", "SVT/ISO partial-volume behaviour (uploads.UPLOAD_PROFILES)")
     job_pending = _part("jobboard", "pending_s")
     job_running = _part("jobboard", "running_s")
     root_login = _part("accounts", "root_login")

@@ -20,7 +20,7 @@ POST    /api/v2/svt_image/create_volume?name=&size=         SVT upload volume
 POST    /api/v2/svt_image/upload_template?zbs_volume_id=&chunk_num=&image_uuid=   one chunk (multipart)
 POST    /api/v2/images/upload/volume?name=&size=&device=nfs&description=&task_id=   ISO upload volume (§04)
 POST    /api/v2/images/upload?zbs_volume_id=&chunk_num=&image_uuid=        one ISO chunk (multipart, §04)
-GET     /api/v2/images                                      finished images (SVT and ISO)
+GET     /api/v2/images                                      finished images (SVT and ISO; profile listed: + partial)
 GET     /api/v2/images/{image_uuid} | DELETE                the image / delete it (simulator: GET is extra)
 GET     /api/v2/elf/cluster_recommended_cpu_models          {"cpu_models": [...]}
 GET     /api/v2/elf/cluster_cpu_compatibility | PUT         {"cpu_model": ...}
@@ -188,8 +188,13 @@ class FisheyeApp(App):
         return ok(self.model.create_vlan(req.params["vds_uuid"], *bodies.vlan(self._json(req))))
 
     # ------------------------------------------------------------------ SVT upload
+    @staticmethod
+    def _session(req: Request) -> str:
+        """The calling session, as a digest (profile ``no-resume`` ties a volume to its creator)."""
+        return hashlib.sha256((req.header(TOKEN_HEADER) or "").encode()).hexdigest()
+
     def create_volume(self, req: Request) -> Response:
-        return ok(self.model.create_volume(req.arg("name"), req.arg("size")))
+        return ok(self.model.create_volume(req.arg("name"), req.arg("size"), owner=self._session(req)))
 
     def upload_template(self, req: Request) -> Response:
         """One SVT chunk, multipart/form-data field ``file``; streamed: counted and hashed, never kept."""
@@ -200,7 +205,8 @@ class FisheyeApp(App):
         multipart/form-data field ``file``, streamed -- counted and hashed, never kept.
         ``answer(upload, chunk_num, volume)`` shapes the success ``data``."""
         # a refused target: the server answers without reading the body
-        up, i = self.model.upload_target(req.arg("zbs_volume_id"), req.arg("image_uuid"), req.arg("chunk_num"), kind)
+        up, i = self.model.upload_target(req.arg("zbs_volume_id"), req.arg("image_uuid"), req.arg("chunk_num"), kind,
+                                         owner=self._session(req))
         boundary = boundary_of(req.header("Content-Type"))
         if boundary is None or req.stream is None:
             self.model.reject_chunk(up)
@@ -226,7 +232,8 @@ class FisheyeApp(App):
     def create_iso_volume(self, req: Request) -> Response:
         """The upload volume of an ISO. Answered with ``"error": null`` as the guide's sample shows."""
         vol = self.model.create_volume(req.arg("name"), req.arg("size"), kind="ISO",
-                                       description=req.arg("description", ""), device=req.arg("device"))
+                                       description=req.arg("description", ""), device=req.arg("device"),
+                                       owner=self._session(req))
         return Response.json({"data": vol, "ec": "EOK", "error": None})
 
     def upload_iso_chunk(self, req: Request) -> Response:

@@ -1,8 +1,24 @@
 """Image uploads: SVT (guide §03, ``/api/v2/svt_image/*``) and ISO (guide §04, ``/api/v2/images/upload*``)
-share one accounting -- chunks are counted and hashed, never kept."""
+share one accounting -- chunks are counted and hashed, never kept.
+
+Resuming a partial upload: the guide shows how a volume is created, filled chunk by chunk (every answer
+lists the chunks still missing, ``to_upload``) and deleted, and that ``GET /api/v2/images`` lists finished
+images; it is silent on whether a volume still uploading can be seen or continued later. Each plausible
+behaviour is a profile (``Uploads.profile``; ``SMTX_SIM_UPLOAD_PROFILE`` sets the default):
+
+``status``     (default) ``GET /api/v2/images/{uuid}`` shows a partial volume (``status: uploading``,
+               ``to_upload``); the list shows finished images only (the guide's sample).
+``listed``     as ``status``, and ``GET /api/v2/images`` also lists partial volumes
+               (``resource_state: "uploading"``, ``to_upload``, ``chunk_size``).
+``opaque``     a partial volume is invisible (GET 404, not listed); chunks may still be sent to it and
+               every answer lists what is missing.
+``no-resume``  as ``opaque``, and a volume takes chunks only from the session that created it (a later
+               session gets 400): the client can only delete it and start over.
+"""
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +33,15 @@ UPLOAD_KINDS = ("SVT", "ISO")
 ISCSI_IQN = "iqn.2016-02.com.smartx:system"       # the guide's ISO image_path: iscsi://<iqn>:zbs-iscsi-datastore-<uuid>/<lun>
 FIRST_ISCSI_LUN = 64                               # the guide's samples show LUNs 67..225
 ISO_DEVICES = ("nfs",)                             # the guide: "device ... 只支持 nfs"
+UPLOAD_PROFILES = ("status", "listed", "opaque", "no-resume")
+PROFILE_ENV = "SMTX_SIM_UPLOAD_PROFILE"
+
+
+def default_profile() -> str:
+    name = os.environ.get(PROFILE_ENV, "").strip() or "status"
+    if name not in UPLOAD_PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={name!r}: the upload profile must be one of {', '.join(UPLOAD_PROFILES)}")
+    return name
 
 
 def iscsi_datastore(cluster_name: str | None) -> str:
@@ -51,6 +76,7 @@ class Upload:
     description: str = ""
     device: str = ""                     # ISO: the upload's storage type (nfs)
     created_wall: int = 0                # wall-clock UNIX seconds (GET /api/v2/images "time")
+    owner: str = ""                      # SHA-256 of the creating session's token (profile no-resume)
 
     @property
     def chunks(self) -> int:
@@ -91,6 +117,11 @@ class Upload:
                 "uuid": self.image_uuid, "vm_snapshots_count": 0, "vm_templates_count": 0, "vms_count": 0,
                 "zbs_volume_id": self.zbs_volume_id}
 
+    def listed_partial(self) -> dict:
+        """Profile ``listed``: a volume still uploading in ``GET /api/v2/images``, with what it misses."""
+        return self.listed() | {"md5": None, "resource_state": "uploading", "chunk_size": self.chunk_size,
+                                "to_upload": self.to_upload}
+
 
 def _lun_of(path: str) -> int | None:
     tail = path.rsplit("/", 1)[-1] if path.startswith("iscsi://") else ""
@@ -114,10 +145,11 @@ class Uploads:
         self.ctx = ctx
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.uploads: dict[str, Upload] = {}
+        self.profile = default_profile()                  # see the module docstring
         self._iscsi_lun = FIRST_ISCSI_LUN - 1             # last LUN handed out (ISO images, VM disks)
 
     def create_volume(self, name: str | None, size: str | None, *, kind: str = "SVT", description: str | None = "",
-                      device: str | None = None) -> dict:
+                      device: str | None = None, owner: str = "") -> dict:
         """A new upload volume; the same accounting serves SVT (``/api/v2/svt_image/create_volume``) and
         ISO uploads (``/api/v2/images/upload/volume``). ISO volumes get an ``iscsi://`` image path."""
         if kind not in UPLOAD_KINDS:
@@ -134,7 +166,8 @@ class Uploads:
             raise invalid(f"size {n} needs {chunks} chunks of {chunk} bytes; at most {MAX_CHUNKS}")
         up = Upload(str(uuid.uuid4()), str(uuid.uuid4()), name, n, chunk, self.ctx.clock.now(),
                     received=[0] * chunks, digests=[None] * chunks, kind=kind, description=description or "",
-                    device=(device or "nfs") if kind == "ISO" else "", created_wall=int(self.ctx.clock.wall()))
+                    device=(device or "nfs") if kind == "ISO" else "", created_wall=int(self.ctx.clock.wall()),
+                    owner=owner)
         with self.ctx.lock:
             if kind == "ISO":
                 up.path = iscsi_path(self.ctx.cluster["name"] if self.ctx.cluster else None, self.next_iscsi_lun())
@@ -160,13 +193,18 @@ class Uploads:
         return up
 
     def upload_target(self, zbs_volume_id: str | None, image_uuid: str | None, chunk_num: str | None,
-                      kind: str | None = None) -> tuple[Upload, int]:
+                      kind: str | None = None, owner: str = "") -> tuple[Upload, int]:
         """Validate a chunk upload before its body is read; returns (upload, chunk index). ``kind``:
-        the route's upload kind (an SVT volume's chunk sent to the ISO route is refused, and back)."""
+        the route's upload kind (an SVT volume's chunk sent to the ISO route is refused, and back);
+        ``owner``: the calling session (profile ``no-resume`` refuses another session's volume)."""
         with self.ctx.lock:
             up = self._live(image_uuid, f"image_uuid {image_uuid!r} is not an upload volume")
             if kind is not None and up.kind != kind:
                 raise invalid(f"image {image_uuid} is an {up.kind} upload volume, not an {kind} one")
+            if self.profile == "no-resume" and up.status == "uploading" and up.owner and owner != up.owner:
+                up.rejected += 1
+                raise invalid(f"upload volume {image_uuid} was created by another session and cannot be continued; "
+                              f"delete it and upload again")
             if zbs_volume_id != up.zbs_volume_id:
                 raise invalid(f"zbs_volume_id {zbs_volume_id!r} does not belong to image {image_uuid}")
             try:
@@ -206,8 +244,12 @@ class Uploads:
         return up
 
     def image(self, image_uuid: str) -> dict:
+        """GET /api/v2/images/{uuid}; a volume still uploading only in the profiles that show one."""
         with self.ctx.lock:
-            return self._found(image_uuid).image()
+            up = self._found(image_uuid)
+            if up.status == "uploading" and self.profile not in ("status", "listed"):
+                raise not_found(f"image {image_uuid} not found")
+            return up.image()
 
     def delete_image(self, image_uuid: str) -> dict:
         with self.ctx.lock:
@@ -222,9 +264,11 @@ class Uploads:
             return max(ups, key=lambda u: u.created) if ups else None
 
     def list_images(self) -> list[dict]:
-        """GET /api/v2/images: the guide's image objects for finished uploads (SVT and ISO)."""
+        """GET /api/v2/images: the guide's image objects for finished uploads (SVT and ISO); in profile
+        ``listed`` also the volumes still uploading (``resource_state: "uploading"``, ``to_upload``)."""
         with self.ctx.lock:
-            return [u.listed() for u in self.uploads.values() if u.status == "ready"]
+            return [u.listed() if u.status == "ready" else u.listed_partial() for u in self.uploads.values()
+                    if u.status == "ready" or (u.status == "uploading" and self.profile == "listed")]
 
     def ready(self, kind: str) -> list[Upload]:
         with self.ctx.lock:
