@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from plan.model import Host, Plan
 
@@ -147,6 +147,14 @@ def disk_roles_of(payload: dict) -> dict[str, list[dict]]:
     ip_of = {h["host_uuid"]: next(i["ip"] for i in h["ifaces"] if i["function"] == "mgt") for h in payload["hosts"]}
     return {ip_of[h["host_uuid"]]: [{k: d[k] for k in ("drive", "function", "type", "size")} for d in h["disks"]]
             for h in payload["hosts"]}
+
+
+def business_vds_body(plan: Plan, host_uuid: Callable[[Any], str | None]) -> dict:
+    """The business VDS (guide §03): the plan's name, bond mode and business NICs on every host;
+    ``host_uuid(mgmt_ip)``: the host's UUID from its scan."""
+    return {"name": plan.business_vds, "bond_mode": plan.business_bond_mode, "hosts_associated": [
+        {"host_uuid": host_uuid(h.mgmt_ip), "nics_associated": list(plan.business_nics), "data_ip": str(h.storage_ip)}
+        for h in plan.hosts]}
 
 
 def cloudtower_vm_body(name: str, *, ovs: str, vlan_uuid: str, policy_uuid: str, iso_path: str) -> dict:

@@ -28,6 +28,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.ipaddr import is_ip
+
 from .deployment.models import ARCH_DEFAULT_LAYOUT, DISK_LAYOUTS, SimHost, build_host
 
 log = logging.getLogger("mocks")
@@ -156,7 +158,7 @@ def _seed_down_addresses(plan, max_test_addresses: int, addresses: list[SimAddre
 def _dns_records(plan, hosts: list[SimHost]) -> dict[str, str]:
     records: dict[str, str] = {"localhost": "127.0.0.1"}
     for n in plan.ntp:
-        if not _is_ip(n):
+        if not is_ip(n):
             records[_norm(n).lower()] = "127.0.0.1"
     for h in hosts:
         if h.planned_hostname:
@@ -176,14 +178,6 @@ def _alive_only(plan) -> list[tuple[str, str]]:
     return alive
 
 
-def _is_ip(v: str) -> bool:
-    try:
-        ipaddress.ip_address(str(v).strip())
-        return True
-    except ValueError:
-        return False
-
-
 def _norm(v: Any) -> str:
     s = str(v).strip()
-    return str(ipaddress.ip_address(s)) if _is_ip(s) else s.rstrip(".")
+    return str(ipaddress.ip_address(s)) if is_ip(s) else s.rstrip(".")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.worksheet.datavalidation import DataValidation
+
+from clients.files import atomic_write
 
 from . import layout as L
 
@@ -191,21 +191,22 @@ def add_cached_values(path: str | os.PathLike, values: dict | None = None) -> No
                 if raw.formula is not None:
                     v = (values or {}).get((name, ref))
                     computed[(name, ref)] = v if v is not None else evaluate(book, name, ref)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".xlsx")
-    os.close(fd)
-    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            sheet = parts.get(info.filename)
-            if sheet is not None:
-                def repl(m, sheet=sheet):
-                    v = computed.get((sheet, m.group(1).decode()))
-                    if v is None:
-                        return m.group(0)
-                    esc = str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                    attrs = re.sub(rb'\s+t="[^"]*"', b"", m.group(2))
-                    return (b'<c r="' + m.group(1) + b'"' + attrs + b' t="str"><f>' + m.group(3) + b"</f><v>"
-                            + esc.encode() + b"</v></c>")
-                data = _FORMULA_CELL.sub(repl, data)
-            zout.writestr(info, data)
-    shutil.move(tmp, path)
+
+    def write(fh) -> None:
+        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                data = zin.read(info)
+                sheet = parts.get(info.filename)
+                if sheet is not None:
+                    def repl(m, sheet=sheet):
+                        v = computed.get((sheet, m.group(1).decode()))
+                        if v is None:
+                            return m.group(0)
+                        esc = str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                        attrs = re.sub(rb'\s+t="[^"]*"', b"", m.group(2))
+                        return (b'<c r="' + m.group(1) + b'"' + attrs + b' t="str"><f>' + m.group(3) + b"</f><v>"
+                                + esc.encode() + b"</v></c>")
+                    data = _FORMULA_CELL.sub(repl, data)
+                zout.writestr(info, data)
+
+    atomic_write(path, write)

@@ -13,6 +13,8 @@ import unicodedata
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from clients.ipaddr import ipv4
+
 from . import layout as L
 from .model import Finding, Network, Plan
 from .parse import _fix, load
@@ -83,14 +85,6 @@ def is_hostname(name: str) -> bool:
     if not name or len(name) > 253:
         return False
     return all(_LABEL.match(label) for label in name.split("."))
-
-
-def _is_ipv4(s: str) -> bool:
-    try:
-        IPv4Address(s)
-        return True
-    except ValueError:
-        return False
 
 
 def _password_classes(pw: str) -> int:
@@ -580,12 +574,12 @@ class _Checker:
     def dns_ntp(self) -> None:
         p = self.plan
         for ref, value in _locate(p, MGMT, L.DNS_CELLS, p.dns):
-            if not _is_ipv4(value):
+            if ipv4(value) is None:
                 self.add("PLAN-DNS-NOT-IP", ref, f"DNS 服务器「{value}」不是 IPv4 地址",
                          f"DNS server {value!r} is not an IPv4 address",
                          "填写 DNS 服务器的 IP 地址（不能用域名）", "enter the DNS server's IP address (not a name)")
         for ref, value in _locate(p, MGMT, L.NTP_CELLS, p.ntp):
-            if _is_ipv4(value):
+            if ipv4(value) is not None:
                 continue
             labels = value.rstrip(".").split(".")
             if not is_hostname(value.rstrip(".")) or all(lb.isdigit() for lb in labels):

@@ -15,7 +15,6 @@ import posixpath
 import re
 import shutil
 import stat
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from datetime import datetime
@@ -23,6 +22,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from openpyxl.utils.cell import column_index_from_string, get_column_letter
+
+from clients.files import replace_atomically, temp_beside
 
 from . import layout as L
 
@@ -110,7 +111,7 @@ def write_cells(path: str | os.PathLike, values: dict[tuple[str, str], str], *,
                                  f"Close it elsewhere and retry")
         if backup:
             backup_path = _make_backup(path)
-        os.replace(tmp, path)
+        replace_atomically(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if backup_path is not None:
@@ -118,7 +119,6 @@ def write_cells(path: str | os.PathLike, values: dict[tuple[str, str], str], *,
         if isinstance(exc, PermissionError):
             raise _locked_error(path) from exc
         raise
-    _fsync_dir(path.parent)
     return backup_path
 
 
@@ -308,8 +308,7 @@ def _place_in_row(xml: str, p: str, start: int, row_end: int, col: int, cell, wh
 
 def _write_temp(path: Path, zin: zipfile.ZipFile, new_parts: dict[str, bytes], mode: int) -> Path:
     """Copy every entry (same order, same ZipInfo) into a temp file beside ``path``; fsync it."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
+    fd, tmp = temp_beside(path, prefix=f".{path.stem}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w") as zout:
@@ -345,18 +344,3 @@ def _make_backup(path: Path) -> Path:
             raise
         return backup
     raise AssertionError("unreachable")
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from clients.cloudtower import DEFAULT_ROOT_PASSWORD as CLOUDTOWER_DEFAULT
+from fixtures.outputs import AddressesInUse, Warnings
 from plan.render import format_table
 
 pytestmark = [pytest.mark.stage01, pytest.mark.preflight]
@@ -19,7 +20,7 @@ def test_plan_validates(run, step):
                    f"请交付后在 CloudTower 中手动修改 / the CloudTower admin password ({ct.ref('web_password')}) differs "
                    f"from the default, which is all this API can set: change it in CloudTower after handover")
         step.note(warning)
-        run.state.publish("warnings", sorted(set(run.state.get("warnings", [])) | {warning}))
+        run.state.put((run.state.take(Warnings) or Warnings()).adding(warning))
     errors = [f for f in run.findings if f.is_error]
     assert not errors, "规划表有错误，修正后重跑 / the plan has errors; fix them and rerun:\n" + format_table(errors)
 
@@ -41,7 +42,7 @@ def test_hosts_answer_deployment_api(plan, deploy_clients, step):
 @pytest.mark.dependency(name="01.addresses", depends=["01.plan"], scope="session")
 def test_planned_addresses_are_free(plan, amap, state, step, deploy_clients):
     """VIP 与管理组件地址尚未被占用 / VIP and component addresses are not yet in use"""
-    ours = set(state.get("addresses_in_use_by_run", []))
+    ours = set((state.take(AddressesInUse) or AddressesInUse()).addresses)
     deployed = _already_deployed(deploy_clients[str(plan.hosts[0].mgmt_ip)]) if plan.hosts else False
     candidates = {"VIP": plan.vip, **{f"{c.key} IP": c.ip for c in plan.components.values()},
                   "ER VIP": plan.er_vip}

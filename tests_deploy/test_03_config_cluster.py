@@ -4,7 +4,10 @@ from __future__ import annotations
 import pytest
 
 from clients.fisheye import SvtUpload
-from clients.upload import upload_file
+from clients.payloads import business_vds_body
+from clients.upload import StateJournal, finished_images, upload_file
+from fixtures.outputs import (AddressesInUse, BusinessVds, BusinessVlans, ClusterVip, CpuCompatibility, DnsNtp, Hosts,
+                              Ipmi, License, PasswordResults, RootPassword, SvtImage, Vlan)
 
 pytestmark = pytest.mark.stage03
 
@@ -14,13 +17,13 @@ def test_set_fisheye_admin_password(valid_plan, fisheye, step):
     """设置集群管理员（fisheye root）密码 / Set the cluster admin (fisheye root) password"""
     resp = fisheye.setup_root(valid_plan.cluster_admin_password)
     if resp.status_code in (200, 201):
-        step.outcome("root_password", "已按规划设置管理员密码", "admin password set as planned")
+        step.outcome(RootPassword, "已按规划设置管理员密码", "admin password set as planned")
     else:
         # Already set (a rerun, or set by hand): logging in with the plan's password is the proof.
         step.note(f"setupRoot 返回 HTTP {resp.status_code}，改用登录验证 / setupRoot answered HTTP {resp.status_code}; "
                   f"checking by logging in instead")
         fisheye.login()
-        step.outcome("root_password", "管理员密码此前已设置，规划密码可登录", "admin password was already set; the plan's works")
+        step.outcome(RootPassword, "管理员密码此前已设置，规划密码可登录", "admin password was already set; the plan's works")
 
 
 @pytest.mark.dependency(name="03.login", depends=["03.root_password"], scope="session")
@@ -41,8 +44,8 @@ def test_set_vip(valid_plan, fisheye, cluster_address, state, step, amap):
         answer = fisheye.set_vip(vip)
         if isinstance(answer, dict) and answer.get("job_id"):
             cluster_address.wait_job(answer["job_id"], "设置 VIP / set VIP")
-    state.publish("vip", vip)
-    state.publish("addresses_in_use_by_run", sorted(set(state.get("addresses_in_use_by_run", [])) | {vip}))
+    state.put(ClusterVip(vip))
+    state.put((state.take(AddressesInUse) or AddressesInUse()).adding(vip))
     cluster_address.prefer_vip(vip)
     assert amap.tcp_open(vip, 443, timeout=5), f"VIP {vip}:443 无应答 / the VIP does not answer on 443"
     assert (fisheye.get_vip() or {}).get("management_vip") == vip
@@ -56,8 +59,7 @@ def test_read_license_and_write_serial(fisheye, run, state, step):
     step.save("license.json", lic)
     serial = lic.get("serial")
     assert serial, f"许可证没有序列号 / the license has no serial: {lic}"
-    state.publish("license", {k: lic.get(k) for k in ("serial", "software_edition", "license_type", "mode",
-                                                      "sign_date", "period")})
+    state.put(License.from_json(lic))
     written = run.write_serials({"cluster": serial})
     step.note(f"集群序列号已写入 / cluster serial written to: {', '.join(str(p) for p in written)}")
 
@@ -69,7 +71,7 @@ def test_dns_and_ntp(valid_plan, fisheye, cluster_address, state, step):
     cluster_address.wait_job(fisheye.set_dns(dns)["job_id"], "配置 DNS / set DNS")
     cluster_address.wait_job(fisheye.set_ntp(ntp)["job_id"], "配置 NTP / set NTP")
     got_dns, got_ntp = fisheye.get_dns(), fisheye.get_ntp()
-    state.publish("dns_ntp", {"dns": got_dns, "ntp": got_ntp})
+    state.put(DnsNtp(got_dns, got_ntp))
     assert got_dns.get("dns_servers") == dns, f"DNS 回读不一致 / DNS read back {got_dns}, planned {dns}"
     assert got_ntp.get("ntp_servers") == ntp and got_ntp.get("ntp_mode") == "external", (
         f"NTP 回读不一致 / NTP read back {got_ntp}, planned {ntp}")
@@ -78,15 +80,15 @@ def test_dns_and_ntp(valid_plan, fisheye, cluster_address, state, step):
 @pytest.mark.dependency(name="03.ipmi", depends=["03.login"], scope="session")
 def test_ipmi_accounts(valid_plan, fisheye, state, step):
     """配置各节点 IPMI（带外）账号 / Register every node's IPMI (BMC) account"""
-    hosts = state.get("hosts") or {}
+    hosts = state.take(Hosts) or Hosts()
     accounts = [{"node_name": h.hostname, "host": str(h.bmc_ip), "user": h.bmc_user,
-                 "node_uuid": hosts[str(h.mgmt_ip)]["host_uuid"], "password": h.bmc_password}
+                 "node_uuid": hosts.uuid(h.mgmt_ip), "password": h.bmc_password}
                 for h in valid_plan.hosts if h.bmc_ip is not None]
     if not accounts:
         pytest.skip("规划表未填写带外地址 / the plan has no BMC addresses")
     result = fisheye.upsert_ipmi_accounts(accounts)
-    state.publish("ipmi", {"success": [(a.get("node_name"), a.get("host")) for a in result.get("success", [])],
-                           "failure": [(a.get("node_name"), a.get("host")) for a in result.get("failure", [])]})
+    state.put(Ipmi(success=[(a.get("node_name"), a.get("host")) for a in result.get("success", [])],
+                   failure=[(a.get("node_name"), a.get("host")) for a in result.get("failure", [])]))
     failed = result.get("failure") or []
     assert not failed, ("以下节点 IPMI 账号无效，请核对带外地址/账号/密码（主机规划 E/F/G 列）/ IPMI accounts failed: "
                         + ", ".join(f"{a.get('node_name')} (BMC {a.get('host')})" for a in failed))
@@ -98,31 +100,21 @@ def test_business_vds(valid_plan, fisheye, cluster_address, state, step):
     """创建（或复用）业务虚拟交换机 / Create (or reuse) the business VDS"""
     if not valid_plan.business:
         pytest.skip("规划表没有业务网络 / the plan has no business networks")
-    by_name = {v["name"]: v for v in fisheye.list_vds()}
     if valid_plan.business_on_mgmt_vds:
         name, bond = valid_plan.mgmt.vds, valid_plan.mgmt.bond_mode
-        assert name in by_name, f"找不到管理虚拟交换机 {name} / management VDS {name} not found"
-        vds = by_name[name]
+        vds = fisheye.find_vds(name)
+        assert vds, f"找不到管理虚拟交换机 {name} / management VDS {name} not found"
         step.note(f"存储独立架构：业务网络放在管理交换机 {name} 上 / business networks go on the management VDS {name}")
-    elif valid_plan.business_vds in by_name:
-        name, bond = valid_plan.business_vds, valid_plan.business_bond_mode
-        vds = by_name[name]
-        step.note(f"业务交换机 {name} 已存在，复用 / business VDS {name} exists; reused")
     else:
         name, bond = valid_plan.business_vds, valid_plan.business_bond_mode
-        hosts = state.get("hosts") or {}
-        body = {"name": name, "bond_mode": bond, "hosts_associated": [
-            {"host_uuid": hosts[str(h.mgmt_ip)]["host_uuid"], "nics_associated": list(valid_plan.business_nics),
-             "data_ip": str(h.storage_ip)} for h in valid_plan.hosts]}
-        step.save("vds-request.json", body)
-        job = cluster_address.wait_job(fisheye.create_vds(body)["job_id"], f"创建业务交换机 {name} / create VDS")
-        created = [r for r in (job.get("resources") or {}).values() if r.get("type") == "NETWORK_VDS"]
-        assert created, f"任务结果中没有 VDS / the job's resources hold no VDS: {job.get('resources')}"
-        vds = created[0]
+        body = business_vds_body(valid_plan, (state.take(Hosts) or Hosts()).uuid)
+        vds, created = fisheye.ensure_vds(body, wait_job=cluster_address.wait_job,
+                                          before_create=lambda b: step.save("vds-request.json", b))
+        if not created:
+            step.note(f"业务交换机 {name} 已存在，复用 / business VDS {name} exists; reused")
     detail = fisheye.get_vds(vds["uuid"])
     step.save("vds.json", detail)
-    state.publish("business_vds", {"uuid": detail["uuid"], "name": detail["name"], "bond_mode": detail.get("bond_mode"),
-                                   "ovsbr_name": detail.get("ovsbr_name")})
+    state.put(BusinessVds.from_json(detail))
     assert detail["name"] == name
     assert detail.get("bond_mode") == bond, f"绑定模式 {detail.get('bond_mode')} ≠ 规划 {bond} / bond mode differs"
 
@@ -130,22 +122,22 @@ def test_business_vds(valid_plan, fisheye, cluster_address, state, step):
 @pytest.mark.dependency(name="03.vlans", depends=["03.vds"], scope="session")
 def test_business_vlans(valid_plan, fisheye, state, step):
     """创建业务网络并核对 vlans_count / Create the business networks; vlans_count equals the plan"""
-    vds = state.get("business_vds")
-    existing = {(v["name"], v["vlan_id"]): v for v in fisheye.list_vlans(vds["uuid"])}
+    vds = state.take(BusinessVds)
+    existing = {(v["name"], v["vlan_id"]): v for v in fisheye.list_vlans(vds.uuid)}
     created, kept = [], []
     for net in valid_plan.business:
         key = (net.name, net.vlan_id or 0)
         if key in existing:
             kept.append(net.name)
             continue
-        existing[key] = fisheye.create_vlan(vds["uuid"], net.name, net.vlan_id or 0)
+        existing[key] = fisheye.create_vlan(vds.uuid, net.name, net.vlan_id or 0)
         created.append(net.name)
     step.note(f"新建 / created: {created or '-'}; 已存在保留 / kept: {kept or '-'}")
     planned = {(n.name, n.vlan_id or 0) for n in valid_plan.business}
-    vlans = [v for v in fisheye.list_vlans(vds["uuid"]) if (v["name"], v["vlan_id"]) in planned]
-    state.publish("vlans", [{"name": v["name"], "vlan_id": v["vlan_id"], "uuid": v.get("uuid")} for v in vlans])
+    vlans = [v for v in fisheye.list_vlans(vds.uuid) if (v["name"], v["vlan_id"]) in planned]
+    state.put(BusinessVlans([Vlan(v["name"], v["vlan_id"], v.get("uuid")) for v in vlans]))
     assert len(vlans) == len(planned), f"业务网络缺失 / missing networks: {planned - {(v['name'], v['vlan_id']) for v in vlans}}"
-    count = fisheye.get_vds(vds["uuid"]).get("vlans_count")
+    count = fisheye.get_vds(vds.uuid).get("vlans_count")
     assert count == len(planned), f"vlans_count={count}，规划业务网络 {len(planned)} 个 / planned {len(planned)}"
 
 
@@ -153,7 +145,7 @@ def test_business_vlans(valid_plan, fisheye, state, step):
 def test_host_passwords(valid_plan, ssh, state, step):
     """通过 SSH 把各主机 root/smartx 密码改为规划值 / Set every host's root and smartx passwords over SSH"""
     results = step.map(lambda h: ssh.set_host_passwords(h), valid_plan.hosts)
-    state.publish("host_passwords", {str(h.mgmt_ip): r for h, r in zip(valid_plan.hosts, results)})
+    state.put(PasswordResults({str(h.mgmt_ip): r for h, r in zip(valid_plan.hosts, results)}))
     for h, r in zip(valid_plan.hosts, results):
         step.note(f"{h.hostname} ({h.mgmt_ip}): {r}")
     assert all(r in ("changed", "already") for r in results)
@@ -163,19 +155,18 @@ def test_host_passwords(valid_plan, ssh, state, step):
 def test_upload_vmtools_iso(fisheye, packages, state, step, pacing):
     """上传虚拟机工具镜像（SVT）/ Upload the VM tools ISO (SVT)"""
     iso = packages.find("SMTX_VMTOOLS-*.iso")
-    same = [i for i in fisheye.list_images() if i.get("name") == iso.name and i.get("size") == iso.stat().st_size]
+    same = finished_images(fisheye.list_images(), iso.name, iso.stat().st_size)
     if same:
-        state.publish("svt", {"name": iso.name, "size": same[0]["size"], "image_uuid": same[0].get("uuid"),
-                              "image_path": same[0].get("path"), "reused": True})
+        state.put(SvtImage(name=iso.name, size=same[0]["size"], image_uuid=same[0].get("uuid"),
+                           image_path=same[0].get("path"), reused=True))
         step.note(f"{iso.name} 已在集群中（{same[0].get('uuid')}），未重复上传 / already on the cluster; not uploaded again")
         return
-    result = upload_file(iso, SvtUpload(fisheye), echo=pacing.echo)
+    # the volume is recorded before its first chunk: a killed run continues it (clients/upload.py)
+    result = upload_file(iso, SvtUpload(fisheye), echo=pacing.echo, journal=StateJournal(state, "svt_upload"))
     for n in result.notes:
         step.note(n)
-    state.publish("svt", {"name": iso.name, "size": result.size, "image_uuid": result.volume.get("image_uuid"),
-                          "image_path": result.volume.get("image_path"), "chunks": result.chunks_sent,
-                          "retries": result.chunk_retries, "recreated": result.recreated,
-                          "mb_per_s": round(result.mb_per_s, 1)})
+    state.put(SvtImage(name=iso.name, size=result.size, image_uuid=result.volume.get("image_uuid"),
+                       image_path=result.volume.get("image_path"), **SvtImage.figures(result)))
     step.note(f"{iso.name}: {result.size} 字节 / bytes, {result.mb_per_s:.1f} MB/s")
 
 
@@ -187,6 +178,6 @@ def test_cpu_compatibility(fisheye, state, step):
     if fisheye.cpu_model() != models[0]:
         fisheye.set_cpu_model(models[0])
     got = fisheye.cpu_model()
-    state.publish("cpu_model", got)
+    state.put(CpuCompatibility(got))
     assert got == models[0], f"CPU 兼容性 {got} ≠ 推荐 {models[0]} / CPU compatibility differs from the recommended"
 

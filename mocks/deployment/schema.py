@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from clients import ipaddr
+
 from .hosts import SimHost
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -31,18 +33,13 @@ MISSING: Any = _Missing()
 
 
 def ipv4(v: Any) -> str | None:
-    try:
-        return str(ipaddress.IPv4Address(v)) if isinstance(v, str) else None
-    except ValueError:
-        return None
+    """The address as written (no blanks around it), else None."""
+    a = ipaddr.ipv4(v, strip=False)
+    return str(a) if a else None
 
 
 def is_ip(v: Any) -> bool:
-    try:
-        ipaddress.ip_address(v)
-        return True
-    except (ValueError, TypeError):
-        return False
+    return ipaddr.is_ip(v, strip=False)
 
 
 def netmask_ok(v: Any) -> bool:

@@ -6,7 +6,8 @@ import datetime as _dt
 import ipaddress
 import re
 import threading
-from typing import Any
+
+from clients.ipaddr import ipv4
 
 from ..clock import SimClock
 from ..deployment.models import DeploymentModel, DeployOperation, SimHost
@@ -14,25 +15,6 @@ from ..events import Events
 
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
-
-
-def ipv4(v: Any) -> ipaddress.IPv4Address | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        return ipaddress.IPv4Address(v.strip())
-    except ValueError:
-        return None
-
-
-def is_ip(v: Any) -> bool:
-    if not isinstance(v, str):
-        return False
-    try:
-        ipaddress.ip_address(v.strip())
-        return True
-    except ValueError:
-        return False
 
 
 def rfc3339_nano(ns: int) -> str:

@@ -6,8 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from clients.ipaddr import ipv4
+
 from ..deployment.models import BOND_MODES, DeployOperation, SimHost, ovsbr_name
-from .cluster import ClusterContext, ipv4
+from .cluster import ClusterContext
 from .errors import EC_EXISTS, FisheyeError, invalid, not_found
 from .jobs import Job, JobBoard
 

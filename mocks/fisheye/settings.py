@@ -6,7 +6,9 @@ import ipaddress
 import uuid
 from typing import Any, Callable
 
-from .cluster import HOSTNAME_RE, ClusterContext, ipv4, is_ip
+from clients.ipaddr import ipv4, is_ip
+
+from .cluster import HOSTNAME_RE, ClusterContext
 from .errors import invalid
 from .jobs import Job, JobBoard
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.ipaddr import ipv4
+
 from ..fisheye.models import EC_BAD_REQUEST, FisheyeError
 from .vm import netmask_prefix
 
@@ -207,15 +209,6 @@ class VmUpdate:
 
     nics: list[NicUpdate]
     problems: list[str] = field(default_factory=list)
-
-
-def ipv4(v: Any) -> ipaddress.IPv4Address | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        return ipaddress.IPv4Address(v.strip())
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------- POST /api/v2/vms

@@ -1,0 +1,132 @@
+"""The typed hand-over (fixtures/outputs.py), ensure_vds, the atomic writer and the IP helpers."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from clients.files import atomic_write, atomic_write_text
+from clients.fisheye import FisheyeClient
+from clients.ipaddr import ipv4, is_ip
+from fixtures import outputs as O
+from fixtures.run import RunState
+
+SAMPLES = [
+    O.Warnings(["change the CloudTower password"]), O.AddressesInUse(["10.0.0.10"]),
+    O.HostScans({"10.0.0.11": {"host_uuid": "u1", "disks": [{"drive": "sda"}]}}),
+    O.Hosts({"10.0.0.11": O.HostFacts("u1", "node1", "SN1")}),
+    O.DiskRoles({"10.0.0.11": [{"drive": "sdb", "function": "data"}]}),
+    O.Deployment("本次运行完成部署", "deployed by this run"), O.RootPassword("已设置", "set"),
+    O.ClusterVip("10.0.0.10"), O.License(serial="S-1", software_edition="ENTERPRISE", license_type="TRIAL"),
+    O.DnsNtp({"dns_servers": ["10.0.0.2"]}, {"ntp_mode": "external", "ntp_servers": ["ntp.example"]}),
+    O.Ipmi([("node1", "10.0.1.11")], [("node2", "10.0.1.12")]),
+    O.BusinessVds("v1", "vds-biz", "active-backup", "ovsbr-biz"),
+    O.BusinessVlans([O.Vlan("biz-1", 101, "l1"), O.Vlan("biz-2", 102)]),
+    O.PasswordResults({"10.0.0.11": "changed"}),
+    O.SvtImage(name="SMTX_VMTOOLS.iso", size=10, image_uuid="i1", image_path="/p", chunks=2, retries=1, recreated=0,
+               mb_per_s=12.5),
+    O.CpuCompatibility("Intel Cascadelake"),
+    O.CloudTowerIso(name="cloudtower.iso", size=10, path="/iso", uuid="i2", reused=True),
+    O.CloudTowerVm("cloudtower", "vm1", "l0", "ovsbr-mgt"), O.CloudTowerOs("openEuler 22.03"),
+    O.CloudTowerSetup("ACME", "org1"), O.CloudTowerNtp("ntp1;ntp2"), O.CloudTowerDns(["10.0.0.2"]),
+    O.CloudTowerLicense(license_serial="CT-1", software_edition="ENTERPRISE", type="TRIAL"),
+]
+
+
+def test_every_fact_has_its_own_key_and_survives_json():
+    kinds = {type(s) for s in SAMPLES}
+    assert kinds == {c for c in vars(O).values() if isinstance(c, type) and issubclass(c, O.Output)
+                     and "KEY" in vars(c)}, "every fact class has a sample here"
+    assert len({k.KEY for k in kinds}) == len(kinds)
+    for fact in SAMPLES:
+        assert type(fact).from_json(json.loads(json.dumps(fact.to_json()))) == fact
+
+
+def test_the_json_keeps_the_shape_earlier_runs_wrote(tmp_path):
+    """A state.json from before the typed hand-over (same keys and shapes) reads back as facts."""
+    old = {"vip": "10.0.0.10", "hosts": {"10.0.0.11": {"host_uuid": "u1", "hostname": "n1", "sn": "S"}},
+           "vlans": [{"name": "biz-1", "vlan_id": 101, "uuid": "l1"}], "cloudtower_dns": ["10.0.0.2"],
+           "ipmi": {"success": [["n1", "10.0.1.11"]], "failure": []}, "host_passwords": {"10.0.0.11": "already"},
+           "svt": {"name": "a.iso", "size": 1, "image_uuid": "i", "image_path": "/p", "reused": True},
+           "license": {"serial": "S-1", "software_edition": "E", "license_type": "T", "mode": None,
+                       "sign_date": 1, "period": 2, "unknown_later_field": "ignored"}}
+    state = RunState.create(tmp_path, plan_path=tmp_path / "plan.xlsx", plan_sha256="x", cluster="c", mode="simulated")
+    state.data["outputs"].update(json.loads(json.dumps(old)))
+    assert state.take(O.ClusterVip).address == "10.0.0.10"
+    assert state.take(O.Hosts).uuid("10.0.0.11") == "u1" and state.take(O.Hosts).uuid("10.0.0.99") is None
+    assert state.take(O.BusinessVlans).vlans == [O.Vlan("biz-1", 101, "l1")]
+    assert state.take(O.Ipmi).success == [("n1", "10.0.1.11")]
+    assert state.take(O.SvtImage).reused is True and state.take(O.License).serial == "S-1"
+    assert state.take(O.CloudTowerVm) is None
+    for key in ("vip", "vlans", "cloudtower_dns", "host_passwords"):   # written back unchanged
+        kind = next(type(s) for s in SAMPLES if type(s).KEY == key)
+        state.put(state.take(kind))
+        assert state.data["outputs"][key] == old[key]
+    assert json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))["outputs"]["vip"] == "10.0.0.10"
+
+
+def test_adding_to_a_list_fact_keeps_it_sorted_and_unique():
+    got = O.AddressesInUse(["10.0.0.20"]).adding("10.0.0.10").adding("10.0.0.20")
+    assert got.addresses == ["10.0.0.10", "10.0.0.20"]
+
+
+def test_image_upload_figures():
+    result = SimpleNamespace(chunks_sent=3, chunk_retries=1, recreated=0, mb_per_s=123.456)
+    iso = dataclasses.replace(O.CloudTowerIso(name="c.iso", size=1), path="/p", **O.CloudTowerIso.figures(result))
+    assert (iso.chunks, iso.retries, iso.recreated, iso.mb_per_s, iso.reused) == (3, 1, 0, 123.5, False)
+
+
+class FakeFisheye:
+    find_vds = FisheyeClient.find_vds
+    ensure_vds = FisheyeClient.ensure_vds
+
+    def __init__(self, vdses, resources=None):
+        self.vdses, self.resources, self.created = vdses, resources, []
+
+    def list_vds(self):
+        return self.vdses
+
+    def create_vds(self, body):
+        self.created.append(body)
+        return {"job_id": "j1"}
+
+
+def test_ensure_vds_finds_an_existing_vds_and_creates_nothing():
+    api = FakeFisheye([{"name": "vds-biz", "uuid": "v1"}])
+    vds, created = api.ensure_vds({"name": "vds-biz"}, wait_job=pytest.fail, before_create=pytest.fail)
+    assert (vds["uuid"], created, api.created) == ("v1", False, [])
+
+
+def test_ensure_vds_creates_a_missing_vds_and_waits_for_its_job():
+    api = FakeFisheye([{"name": "other", "uuid": "v0"}])
+    seen, waited = [], []
+    job = {"state": "done", "resources": {"r": {"type": "NETWORK_VDS", "uuid": "v2", "name": "vds-biz"}}}
+    vds, created = api.ensure_vds({"name": "vds-biz"}, wait_job=lambda j, what: waited.append(j) or job,
+                                  before_create=seen.append)
+    assert (vds["uuid"], created, seen, waited) == ("v2", True, [{"name": "vds-biz"}], ["j1"])
+    with pytest.raises(AssertionError, match="no VDS"):
+        api.ensure_vds({"name": "vds-biz"}, wait_job=lambda j, what: {"state": "done", "resources": {}})
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "sub" / "state.json"
+    atomic_write_text(target, "first\n")
+    assert target.read_text(encoding="utf-8") == "first\n"
+
+    def broken(fh):
+        fh.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, broken)
+    assert target.read_text(encoding="utf-8") == "first\n"
+    assert [p.name for p in target.parent.iterdir()] == ["state.json"], "no temp file left behind"
+
+
+def test_ip_helpers():
+    assert str(ipv4(" 10.0.0.1 ")) == "10.0.0.1" and ipv4(" 10.0.0.1", strip=False) is None
+    assert ipv4("fe80::1") is None and ipv4(None) is None and ipv4(167772161) is None
+    assert is_ip("fe80::1") and is_ip(" 10.0.0.1") and not is_ip(" 10.0.0.1", strip=False)
+    assert not is_ip("ntp.example.com") and not is_ip(5)
