@@ -11,9 +11,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m plan", description="规划设计表工具 / planning workbook tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("validate", help="校验规划表 / validate a planning workbook")
-    v.add_argument("path")
+    v.add_argument("path", help="规划设计表（.xlsx）/ the planning workbook (.xlsx)")
     v.add_argument("--json", action="store_true", help="以 JSON 输出 / print JSON")
-    v.add_argument("--lang", choices=("zh", "en"), default="zh")
+    v.add_argument("--lang", choices=("zh", "en"), default="zh",
+                   help="输出语言（表格与 JSON 的 message/fix），默认中文 / output language (table, and JSON "
+                        "message/fix); default zh")
     e = sub.add_parser("example", help="生成示例规划表 / write an example workbook")
     e.add_argument("out")
     e.add_argument("--hosts", type=int, default=4, help="主机数 3..16 / number of hosts")
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except PlanReadError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    print(format_json(findings) if args.json else format_table(findings, args.lang))
+    print(format_json(findings, args.lang) if args.json else format_table(findings, args.lang))
     return 1 if any(f.is_error for f in findings) else 0
 
 

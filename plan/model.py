@@ -21,15 +21,30 @@ class Finding:
     message_zh: str
     message_en: str
     ref: str                 # "sheet!cell"
-    fix: str                 # one-line remediation (Chinese / English)
+    fix_zh: str              # one-line remediation
+    fix_en: str
 
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
 
-    def as_dict(self) -> dict:
+    @property
+    def fix(self) -> str:
+        """Both languages on one line (Chinese first)."""
+        return f"{self.fix_zh} / {self.fix_en}"
+
+    def message(self, lang: str = "zh") -> str:
+        return self.message_en if lang == "en" else self.message_zh
+
+    def fix_in(self, lang: str = "zh") -> str:
+        return self.fix_en if lang == "en" else self.fix_zh
+
+    def as_dict(self, lang: str = "zh") -> dict:
+        """JSON form: both languages split, plus ``message`` / ``fix`` in ``lang``."""
         return {"severity": self.severity, "code": self.code, "ref": self.ref,
-                "message_zh": self.message_zh, "message_en": self.message_en, "fix": self.fix}
+                "message": self.message(lang), "fix": self.fix_in(lang),
+                "message_zh": self.message_zh, "message_en": self.message_en,
+                "fix_zh": self.fix_zh, "fix_en": self.fix_en}
 
 
 @dataclass(frozen=True)

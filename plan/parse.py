@@ -15,10 +15,6 @@ _NIC_SPLIT = re.compile(r"[,;，；、\s]+")
 _BLANK = ("", None)
 
 
-def _fix(zh: str, en: str) -> str:
-    return f"{zh} / {en}"
-
-
 class _Reader:
     def __init__(self, book: Workbook):
         self.book = book
@@ -27,7 +23,7 @@ class _Reader:
         self.raw: dict[str, object] = {}
 
     def error(self, code, ref, zh, en, fix_zh, fix_en, severity="error"):
-        self.findings.append(Finding(severity, code, zh, en, ref, _fix(fix_zh, fix_en)))
+        self.findings.append(Finding(severity, code, zh, en, ref, fix_zh, fix_en))
         self.invalid.add(ref)
 
     def value(self, sheet: str, cell: str) -> object:
@@ -66,7 +62,7 @@ class _Reader:
             self.findings.append(Finding(
                 "warning", "PLAN-PASSWORD-WHITESPACE", "密码首尾含空格，将原样使用",
                 "password has leading or trailing spaces; it is used as typed", L.ref(sheet, cell),
-                _fix("确认空格是密码的一部分，否则删除", "confirm the spaces belong to the password, or remove them")))
+                "确认空格是密码的一部分，否则删除", "confirm the spaces belong to the password, or remove them"))
         return s
 
     def ip(self, sheet: str, cell: str) -> ipaddress.IPv4Address | None:
@@ -193,8 +189,8 @@ def load(path: str | Path) -> tuple[Plan, list[Finding]]:
         book = Workbook(path)
     except XlsxFormatError as exc:
         raise PlanReadError(str(exc)) from exc   # already one clear line: what it is and what to do
-    except (XlsxError, FileNotFoundError) as exc:
-        raise PlanReadError(f"无法读取规划表 {path}: {exc} / cannot read the planning workbook") from exc
+    except XlsxError as exc:
+        raise PlanReadError(f"无法读取规划表 {path}：{exc.zh} / cannot read the planning workbook: {exc.en}") from exc
     with book:
         missing = [s for s in (L.SHEET_DOC, L.SHEET_NET, L.SHEET_HOSTS, L.SHEET_MGMT) if not book.has_sheet(s)]
         if missing:

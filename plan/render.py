@@ -23,8 +23,7 @@ def format_table(findings: list[Finding], lang: str = "zh") -> str:
     rows = []
     for f in findings:
         sev = SEVERITY[f.severity][0 if lang == "zh" else 1]
-        msg = f.message_zh if lang == "zh" else f.message_en
-        rows.append((sev, f.code, f.ref, msg, f.fix))
+        rows.append((sev, f.code, f.ref, f.message(lang), f.fix_in(lang)))
     heads = ("级别", "代码", "位置", "问题", "修改建议") if lang == "zh" else ("level", "code", "cell", "problem", "fix")
     widths = [max(_width(h), *(_width(r[i]) for r in rows)) for i, h in enumerate(heads[:3])]
     lines = ["  ".join(_pad(h, w) for h, w in zip(heads[:3], widths)) + f"  {heads[3]}"]
@@ -37,7 +36,8 @@ def format_table(findings: list[Finding], lang: str = "zh") -> str:
     return "\n".join(lines)
 
 
-def format_json(findings: list[Finding]) -> str:
+def format_json(findings: list[Finding], lang: str = "zh") -> str:
+    """``message`` / ``fix`` in ``lang``; ``message_zh``/``message_en`` and ``fix_zh``/``fix_en`` always."""
     errors = sum(f.is_error for f in findings)
     return json.dumps({"errors": errors, "warnings": len(findings) - errors,
-                       "findings": [f.as_dict() for f in findings]}, ensure_ascii=False, indent=2)
+                       "findings": [f.as_dict(lang) for f in findings]}, ensure_ascii=False, indent=2)

@@ -17,7 +17,7 @@ from clients.ipaddr import ipv4
 
 from . import layout as L
 from .model import Finding, Network, Plan
-from .parse import _fix, load
+from .parse import load
 from .xlsx import col_index
 
 __all__ = ["validate", "check", "sort_findings", "WEAK_DEFAULT_PASSWORDS"]
@@ -105,7 +105,7 @@ class _Checker:
     def add(self, code: str, ref: str, zh: str, en: str, fix_zh: str, fix_en: str, severity: str = "error") -> None:
         if ref in self.plan.invalid:       # already reported by the parser
             return
-        self.out.append(Finding(severity, code, zh, en, ref, _fix(fix_zh, fix_en)))
+        self.out.append(Finding(severity, code, zh, en, ref, fix_zh, fix_en))
 
     def required(self, ref: str, value: object, zh: str, en: str, fix_zh: str = "", fix_en: str = "") -> bool:
         if value not in (None, "", ()):
@@ -625,6 +625,7 @@ class _Checker:
                 if value is None or value.strip() in _NOT_APPLICABLE:
                     continue
                 cells.append((ref, value, zh, en))
+        self.cloudtower_admin_password()
         for ref, value, zh, en in cells:
             reason = _weakness(value)
             if reason:
@@ -632,6 +633,22 @@ class _Checker:
                          "使用至少 8 位、含大写、小写、数字、符号中至少三类且非默认值的密码",
                          "use 8+ characters from at least 3 of upper, lower, digit, symbol, not a default",
                          severity="warning")
+
+
+    def cloudtower_admin_password(self) -> None:
+        """CloudTower's first-run setup can only give root the fixed default password (the guide sends a
+        fixed encoded value), so a planned web admin password that differs is set by hand after handover.
+        The run notes the same thing at 01.plan; it is said here first, with its cell."""
+        ct = self.plan.components.get("cloudtower")
+        if ct is None or ct.ip is None or not ct.web_password or ct.web_password.strip() in _NOT_APPLICABLE:
+            return
+        if ct.web_password != L.DEFAULT_PASSWORD:
+            self.add("PLAN-CLOUDTOWER-ADMIN-PASSWORD", ct.ref("web_password"),
+                     "CloudTower 管理员密码与默认值不同，但部署 API 只能把 root 设为默认密码",
+                     "the CloudTower admin password differs from the default, which is all the deployment API "
+                     "can set",
+                     "交付后在 CloudTower 中手动修改为规划的密码", "change it to the planned one in CloudTower after handover",
+                     severity="warning")
 
 
 def _weakness(value: str | None) -> tuple[str, str] | None:

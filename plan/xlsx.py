@@ -19,7 +19,22 @@ _REF = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
 
 
 class XlsxError(Exception):
-    """The file is not a readable workbook, or a sheet is missing."""
+    """The file is not a readable workbook, or a sheet is missing. ``zh`` / ``en``: the reason in each
+    language, without the path (the caller names the file once)."""
+
+    def __init__(self, zh: str, en: str | None = None):
+        self.zh, self.en = zh, (en if en is not None else zh)
+        super().__init__(zh if en is None else f"{zh} / {en}")
+
+
+def _os_reason(exc: OSError) -> tuple[str, str]:
+    if isinstance(exc, FileNotFoundError):
+        return "文件不存在", "no such file"
+    if isinstance(exc, PermissionError):
+        return "没有读取权限", "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "这是一个文件夹，不是文件", "it is a folder, not a file"
+    return f"读取失败（{exc.strerror or exc}）", f"read failed ({exc.strerror or exc})"
 
 
 class XlsxFormatError(XlsxError):
@@ -91,9 +106,11 @@ class Workbook:
             problem = _format_problem(self.path)
             if problem:
                 raise XlsxFormatError(problem) from exc
-            raise XlsxError(f"无法读取工作簿 {self.path.name}: {exc} / cannot read workbook") from exc
-        except (KeyError, ET.ParseError, OSError) as exc:
-            raise XlsxError(f"无法读取工作簿 {self.path.name}: {exc} / cannot read workbook") from exc
+            raise XlsxError("不是 .xlsx 工作簿（文件不是 zip 格式）", "not an .xlsx workbook (the file is not a zip)") from exc
+        except OSError as exc:
+            raise XlsxError(*_os_reason(exc)) from exc
+        except (KeyError, ET.ParseError) as exc:
+            raise XlsxError(f"工作簿结构损坏（{exc}）", f"the workbook is damaged ({exc})") from exc
         self._cells: dict[str, dict[str, RawCell]] = {}
 
     def close(self) -> None:
@@ -139,7 +156,7 @@ class Workbook:
         if name not in self._cells:
             part = self._sheet_parts.get(name)
             if part is None:
-                raise XlsxError(f"工作簿缺少工作表「{name}」/ workbook has no sheet {name!r}")
+                raise XlsxError(f"工作簿缺少工作表「{name}」", f"workbook has no sheet {name!r}")
             with self._zip.open(part) as fh:
                 self._cells[name] = self._parse_sheet(fh)
         return self._cells[name]
