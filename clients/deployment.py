@@ -22,6 +22,14 @@ class DeploymentClient(EnvelopeClient):
     def scan_host(self) -> dict[str, Any]:
         return self.call("GET", "/api/v2/deployment/host")
 
+    def scan_cluster(self) -> list[dict[str, Any]]:
+        """GET /api/v2/deployment/cluster (guide lines 26-45): the layer-2 scan through this host's storage NIC;
+        each host's scan with the ``host_ip`` the deploy payload takes. Empty with LACP bonds or VLAN sub-interfaces
+        (guide line 28), so the per-host scan stays the source of everything else."""
+        data = self.call("GET", "/api/v2/deployment/cluster")
+        hosts = data.get("hosts") if isinstance(data, dict) else None
+        return [h for h in hosts or [] if isinstance(h, dict)]
+
     def deploy(self, payload: dict[str, Any]) -> Any:
         return self.call("POST", "/api/v2/deployment/cluster", json_body=payload, timeout=120,
                          hint="部署请求被拒绝：按返回的错误修正规划表或主机状态后用 --resume 重跑 / the deploy request was "

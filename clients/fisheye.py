@@ -11,13 +11,17 @@ from typing import Any, Callable
 import httpx
 
 from .base import ApiError, EnvelopeClient, _excerpt
+from .payloads import other_lacp_word
 from .redact import REDACTOR
 
 # Cluster jobs (GET /api/v2/jobs/{id}), as the guide polls them.
-JOB_OK = {"done"}                  # the guide: a job ends done, or failed
-JOB_END = JOB_OK | {"failed"}
+JOB_OK = {"done"}                  # the guide: a job ends done (its VDS job sample, lines 760-800)
+JOB_FAILED = {"failed", "error", "aborted"}    # every failure word fails the wait at once, never polled to the limit
+JOB_END = JOB_OK | JOB_FAILED
 JOB_POLL_INTERVAL = 2              # seconds between polls
 JOB_POLL_LIMIT = 10 * 60           # a job still running after this is reported as timed out
+VIP_POLL_INTERVAL = 3              # seconds between checks that the VIP answers after PUT settings/vip
+VIP_LIMIT = 5 * 60                 # the VIP not answering after this fails the step
 
 
 class FisheyeClient(EnvelopeClient):
@@ -68,9 +72,41 @@ class FisheyeClient(EnvelopeClient):
         return resp
 
     # --- settings ---------------------------------------------------------
-    def set_vip(self, vip: str) -> Any:
-        return self.call("PUT", "/api/v2/settings/vip", json_body={"iscsi_vip": None, "management_vip": vip},
-                         idempotent=True)
+    def set_vip(self, vip: str) -> dict:
+        """PUT /api/v2/settings/vip (guide lines 546-558: the request, and no answer body shown). Returns the
+        answer's ``data`` ({} when there is none; ``{"job_id"}`` where the API answers a job): the caller
+        waits for the job if any, then for the VIP to answer (:func:`wait_vip`)."""
+        resp = self.request("PUT", "/api/v2/settings/vip", json_body={"iscsi_vip": None, "management_vip": vip},
+                            idempotent=True)
+        body = self.check(resp)
+        if body is None:                              # HTTP 2xx without a body: nothing to read
+            return {}
+        if not isinstance(body, dict) or body.get("ec", "EOK") != "EOK":
+            raise ApiError("PUT", self.logical_url(resp), resp.status_code, _excerpt(resp.content),
+                           "设置 VIP 被拒绝 / setting the VIP was refused", ec=body.get("ec") if isinstance(body, dict)
+                           else None)
+        data = body.get("data") if "ec" in body else body
+        return data if isinstance(data, dict) else {}
+
+    def wait_vip(self, vip: str, *, answers: Callable[[str], bool], pacing, interval: float = VIP_POLL_INTERVAL,
+                 limit: float = VIP_LIMIT) -> None:
+        """Bounded poll until the cluster reports the VIP (``GET /api/v2/settings/vip`` on the current address) and
+        the VIP answers (``answers(vip)``: e.g. its 443 accepts a connection), whether or not the PUT gave a job: the
+        guide shows no answer for it, and the VIP takes a moment to move."""
+        from .poll import wait_for
+
+        def look() -> tuple[object, bool]:
+            try:
+                reported = (self.get_vip() or {}).get("management_vip")
+            except ApiError as exc:                   # e.g. the address moved under us: keep polling
+                reported = f"({exc.status})"
+            return reported, reported == vip and answers(vip)
+
+        wait_for(look, lambda r: r[1], what=f"VIP {vip} 生效 / the VIP {vip} to answer", interval=interval,
+                 limit=limit, pacing=pacing, describe=lambda r: f"management_vip={r[0]}; " + (
+                     "443 已应答 / 443 answers" if r[1] else "443 无应答 / 443 not answering yet"),
+                 hint="检查 VIP 是否与管理网同网段、未被占用，集群管理服务是否正常 / check that the VIP is in the management "
+                      "subnet and unused, and that the cluster management service is healthy")
 
     def get_vip(self) -> Any:
         return self.call("GET", "/api/v2/settings/vip")
@@ -121,7 +157,18 @@ class FisheyeClient(EnvelopeClient):
             return found, False
         if before_create:
             before_create(body)
-        job = wait_job(self.create_vds(body)["job_id"], f"创建业务交换机 {name} / create VDS")
+        try:
+            answer = self.create_vds(body)
+        except ApiError as exc:
+            other = other_lacp_word(body.get("bond_mode"))
+            if not (other and exc.status == 400 and "bond_mode" in exc.body):
+                raise
+            # LACP's word for this API is ambiguous (clients.payloads.LACP_MODES): refused -> nothing was created
+            body = {**body, "bond_mode": other}
+            if before_create:
+                before_create(body)
+            answer = self.create_vds(body)
+        job = wait_job(answer["job_id"], f"创建业务交换机 {name} / create VDS")
         created = [r for r in (job.get("resources") or {}).values() if r.get("type") == "NETWORK_VDS"]
         if not created:
             raise AssertionError(f"任务结果中没有 VDS / the job's resources hold no VDS: {job.get('resources')}")

@@ -41,8 +41,25 @@ def disk_roles(disks: list[dict], tiered: bool) -> tuple[list[dict], bool]:
     return out, not split
 
 
+def l2_host_ips(cluster_scan: list[dict]) -> dict[str, str]:
+    """host uuid -> ``host_ip`` as the layer-2 scan (``GET /api/v2/deployment/cluster``) reports it."""
+    return {h["host_uuid"]: h["host_ip"] for h in cluster_scan
+            if isinstance(h, dict) and h.get("host_uuid") and isinstance(h.get("host_ip"), str) and h["host_ip"]}
+
+
+def host_ip(scan: dict, host: Host, mgmt_nics: tuple[str, ...], l2: dict[str, str] | None = None) -> str:
+    """The payload's ``host_ip``: the layer-2 scan's string verbatim where it reports the host (every captured
+    payload in examples/ -- deploy-cluster-payload-converged-network.json, deploy-payloads-by-disk-layout.json --
+    carries exactly what scan-cluster-response.json reports, zone included, and that zone is often not the NIC
+    the IPv4 sits on); where it does not (LACP bonds, VLAN sub-interfaces: guide line 28, field notes), the
+    per-host construction (:func:`mgmt_link_local`)."""
+    found = (l2 or {}).get(scan.get("host_uuid") or "")
+    return found if found else mgmt_link_local(scan, host, mgmt_nics)
+
+
 def mgmt_link_local(scan: dict, host: Host, mgmt_nics: tuple[str, ...]) -> str:
-    """host_ip in the payload: the management NIC's IPv6 link-local address, '%' and the NIC name."""
+    """host_ip in the payload: the management NIC's IPv6 link-local address, '%' and the NIC name (annotated
+    payload: "主机管理网卡的IPv6地址%拼接网卡名 ... ipv6地址和网卡来源于主机扫描结果")."""
     ifaces = {i["name"]: i for i in scan.get("ifaces", [])}
     candidates = [i for i in scan.get("ifaces", []) if i.get("ipv4") == str(host.mgmt_ip) and i.get("ipv6")]
     candidates += [ifaces[n] for n in mgmt_nics if n in ifaces and ifaces[n].get("ipv6")]
@@ -67,10 +84,14 @@ def _vds(plan: Plan, scans: dict[str, dict], name: str, nics: tuple[str, ...], b
     return vds
 
 
-def deploy_payload(plan: Plan, scans: dict[str, dict], now: datetime | None = None) -> dict[str, Any]:
+def deploy_payload(plan: Plan, scans: dict[str, dict], now: datetime | None = None,
+                   l2: dict[str, str] | None = None) -> dict[str, Any]:
     """The body of POST /api/v2/deployment/cluster (guide §02), from the plan plus each host's scan.
 
-    ``scans`` maps each host's management IP to its scan (``GET /api/v2/deployment/host`` data).
+    ``scans`` maps each host's management IP to its scan (``GET /api/v2/deployment/host`` data); ``l2``: host
+    uuid -> ``host_ip`` from the layer-2 scan (:func:`l2_host_ips`), used verbatim where it has the host.
+    Bond modes go as the plan names them (``balance-tcp`` for LACP): the captured LACP deploy payload
+    (examples/deploy-cluster-payload-converged-network.json, both vdses) sends ``"bond_mode": "balance-tcp"``.
     Both supported network architectures deploy with a management and a storage VDS; in
     存储独立 the business networks later join the management VDS (stage 03).
     """
@@ -87,7 +108,7 @@ def deploy_payload(plan: Plan, scans: dict[str, dict], now: datetime | None = No
         scan = scans[str(h.mgmt_ip)]
         disks, data_with_cache = disk_roles(scan.get("disks", []), plan.tiered)
         hosts.append({
-            "host_ip": mgmt_link_local(scan, h, m.nics),
+            "host_ip": host_ip(scan, h, m.nics, l2),
             "host_uuid": scan["host_uuid"],
             "hostname": h.hostname,
             "disk_data_with_cache": data_with_cache,
@@ -147,6 +168,26 @@ def disk_roles_of(payload: dict) -> dict[str, list[dict]]:
     ip_of = {h["host_uuid"]: next(i["ip"] for i in h["ifaces"] if i["function"] == "mgt") for h in payload["hosts"]}
     return {ip_of[h["host_uuid"]]: [{k: d[k] for k in ("drive", "function", "type", "size")} for d in h["disks"]]
             for h in payload["hosts"]}
+
+
+# LACP has two spellings. Evidence: the plan template's drop-down (K4, K6:K8) offers active-backup / balance-slb /
+# balance-tcp (plan-fields.md line 29); the deploy API takes balance-tcp (the captured LACP deploy payload,
+# examples/deploy-cluster-payload-converged-network.json lines 10 and 44); the VDS API's section (guide lines
+# 700-704) says bond_mode is "规划表中业务交换机的绑定模式" (the plan's value) but its sample shows active-backup only;
+# the older tool, which ran on real clusters, sent `lacp` to the VDS API for balance-tcp. The VDS API's word is
+# therefore ambiguous: the simulator plays both (profiles vds-lacp-balance-tcp / vds-lacp-lacp) and the suite sends
+# the plan's word, and the other one only when the API refuses the bond mode (see FisheyeClient.ensure_vds).
+LACP_MODES = ("balance-tcp", "lacp")
+
+
+def same_bond_mode(got: str | None, planned: str | None) -> bool:
+    """A VDS's bond mode as the API reports it equals the plan's (either LACP spelling counts as LACP)."""
+    return got == planned or (got in LACP_MODES and planned in LACP_MODES)
+
+
+def other_lacp_word(bond: str | None) -> str | None:
+    """The other LACP spelling (None when ``bond`` is not LACP)."""
+    return {"balance-tcp": "lacp", "lacp": "balance-tcp"}.get(bond or "")
 
 
 def business_vds_body(plan: Plan, host_uuid: Callable[[Any], str | None]) -> dict:

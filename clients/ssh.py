@@ -27,7 +27,11 @@ What goes over the wire (exec requests; the login shell runs them):
   the client sends ``<sudo password>\\n<user>:<new password>\\n``. Neither password is on a command
   line (not in ``ps``, not in sudo's log), the terminal does not echo them, and sudo reads its
   password from the pipe, so no terminal flush can eat the second line. Logged in as root: the
-  same without ``sudo``.
+  same without ``sudo``. Under passwordless sudo (``sudo -n true`` exits 0, :meth:`SshClient.sudo_nopasswd`;
+  the older tool ran ``sudo -n chpasswd`` on real hosts) no password line is sent: ``... IFS= read -r l &&
+  printf '%s\\n' "$l" | sudo -n chpasswd`` gets only ``<user>:<new password>`` (fed to ``sudo -S`` there,
+  chpasswd would read the sudo password as its first line and fail). ``sudo(cmd)`` then runs
+  ``sudo -n sh -c '<cmd>'``.
 * ``write_file_sudo(path, text)``: ``sudo(printf '%s' <text> > <path>)`` (shlex-quoted).
 * ``read_file(path)``: ``cat -- <path>`` (or through ``sudo``).
 * ``read_from(path, offset)``: ``wc -c < <path> && tail -c +<offset+1> <path>`` (or through ``sudo``);
@@ -236,6 +240,7 @@ class SshClient:
         self.timeout = float(timeout)
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
+        self._nopasswd: bool | None = None       # sudo without a password? (sudo -n true; None: not asked yet)
         REDACTOR.add(password)
 
     # ---- naming
@@ -413,15 +418,37 @@ class SshClient:
             f"{(res.stdout + res.stderr).strip()[-2000:] or '(空 / empty)'}"
             f" / SSH command failed on {self.target}: {what} -> exit {res.exit_status}", res)
 
+    def sudo_nopasswd(self, *, timeout: float = 30) -> bool:
+        """True when the login user may sudo without a password (NOPASSWD): ``sudo -n true`` with a PTY
+        (sudo may require a terminal) exits 0. Asked once per client; root counts as True."""
+        if self.username == "root":
+            return True
+        if self._nopasswd is None:
+            status, out, _ = self._exec("sudo -n true", timeout=timeout, pty=True, what="sudo -n true",
+                                        level=logging.DEBUG)
+            self._nopasswd = status == 0
+            log.info("ssh %s: sudo %s / sudo %s", self.target, "无需密码" if self._nopasswd else "需要密码",
+                     "needs no password (NOPASSWD)" if self._nopasswd else "asks for the password")
+            if not self._nopasswd and b"password is required" not in out:
+                log.debug("ssh %s: sudo -n true said: %s", self.target, _pty_text(out).strip()[-300:])
+        return self._nopasswd
+
     def _sudo_exec(self, cmd: str, password: str | None, timeout: float,
                    level: int = logging.INFO) -> tuple[int, bytes]:
-        """``sudo -S -p <marker> sh -c <cmd>`` with a PTY -> (status, output with ``\\r\\n`` undone)."""
+        """``sudo -S -p <marker> sh -c <cmd>`` with a PTY -> (status, output with ``\\r\\n`` undone); under
+        passwordless sudo ``sudo -n sh -c <cmd>`` (no prompt to answer)."""
         pw = self.password if password is None else password
         _check_password_text(pw, "sudo 密码 / sudo password")
         REDACTOR.add(pw)
         if self.username == "root":
             status, out, err = self._exec(f"sh -c {shlex.quote(cmd)}", timeout=timeout, what=cmd, level=level)
             return status, out + err
+        if self.sudo_nopasswd():
+            status, out, _ = self._exec(f"sudo -n sh -c {shlex.quote(cmd)}", timeout=timeout, pty=True,
+                                        what=f"sudo -n {cmd}", level=level)
+            if not (status != 0 and b"a password is required" in out):
+                return status, out.replace(b"\r\n", b"\n")
+            self._nopasswd = False               # a cached ticket fooled the check: ask for the password
         marker = f"SUDO-PROMPT-{secrets.token_hex(6)}:"
         wire = f"sudo -S -p {shlex.quote(marker)} sh -c {shlex.quote(cmd)}"
         mark = marker.encode()
@@ -480,17 +507,36 @@ class SshClient:
             raise ValueError(f"用户名不合法 / invalid user name: {user!r}")
         _check_password_text(new_password, "新密码 / new password")
         REDACTOR.add(new_password)
+        if self.username != "root":
+            sp = self.password if sudo_password is None else sudo_password
+            _check_password_text(sp, "sudo 密码 / sudo password")
+            REDACTOR.add(sp)
+            if self.sudo_nopasswd():
+                try:
+                    return self._chpasswd(user, new_password, None, timeout)
+                except SudoError as exc:
+                    if "password is required" not in str(exc):
+                        raise
+                    self._nopasswd = False       # a cached ticket fooled the check: use the password form
+            return self._chpasswd(user, new_password, sp, timeout)
+        return self._chpasswd(user, new_password, None, timeout)
+
+    def _chpasswd(self, user: str, new_password: str, sudo_password: str | None, timeout: float) -> None:
+        """One chpasswd run: as root directly; ``sudo -n chpasswd`` when ``sudo_password`` is None (passwordless
+        sudo: the only line sent is ``user:password``); else ``sudo -S -p '' chpasswd`` fed the sudo password
+        first. The lines go to ``read`` after the ready marker, never on a command line."""
         ready = f"READY-{secrets.token_hex(6)}"
         if self.username == "root":
             cmd = (f"stty -echo && printf '%s\\n' {ready} && IFS= read -r l && printf '%s\\n' \"$l\" | chpasswd")
             feed = f"{user}:{new_password}\n"
+        elif sudo_password is None:
+            cmd = (f"stty -echo && printf '%s\\n' {ready} && IFS= read -r l && "
+                   f"printf '%s\\n' \"$l\" | sudo -n chpasswd")
+            feed = f"{user}:{new_password}\n"
         else:
-            sp = self.password if sudo_password is None else sudo_password
-            _check_password_text(sp, "sudo 密码 / sudo password")
-            REDACTOR.add(sp)
             cmd = (f"stty -echo && printf '%s\\n' {ready} && IFS= read -r p && IFS= read -r l && "
                    f"printf '%s\\n%s\\n' \"$p\" \"$l\" | sudo -S -p '' chpasswd")
-            feed = f"{sp}\n{user}:{new_password}\n"
+            feed = f"{sudo_password}\n{user}:{new_password}\n"
         sent = {"done": False}
         marks = ((ready + "\r\n").encode(), (ready + "\n").encode())
 
@@ -507,7 +553,7 @@ class SshClient:
                 raise SudoAuthError(
                     f"修改 {user} 密码失败：{self.target} 的 sudo 密码错误。 / cannot change the password of {user}: "
                     f"sudo rejected the password on {self.target}.")
-            if SUDO_NO_TTY in text or "sudoers" in text:
+            if SUDO_NO_TTY in text or "sudoers" in text or "password is required" in text:
                 raise SudoError(f"修改 {user} 密码失败：sudo 拒绝执行 / cannot change the password of {user} on "
                                 f"{self.target}: sudo refused: {text.strip()[-300:]}")
             raise CommandError(

@@ -158,6 +158,12 @@ def upload_file(path: Path, api: UploadApi, *, echo: Callable[[str], None] | Non
             note = (f"分块 {failed.chunk_num} 重试 {CHUNK_RETRIES} 次仍失败：{failed.cause} / chunk {failed.chunk_num} "
                     f"failed after {CHUNK_RETRIES} retries: {failed.cause}")
             result.notes.append(note)
+            if _missing(api, volume) == []:           # the last answer was late, not lost: the upload is complete
+                result.notes.append("服务端显示上传已完成，未删除上传卷 / the server shows the upload complete; the "
+                                    "volume is kept")
+                book.finish()
+                result.seconds = time.monotonic() - start
+                return result
             api.delete(volume)
             book.finish()
             if attempt < RECREATE_ONCE:
@@ -368,12 +374,21 @@ def _send_all(path: Path, size: int, api: UploadApi, volume: dict, result: Uploa
 
 def _send_one(path: Path, size: int, api: UploadApi, volume: dict, num: int, chunk_size: int,
               result: UploadResult) -> list[int] | None:
-    """Send one chunk (with the guide's retries). Returns the server's new to_upload list when it gave one."""
+    """Send one chunk (with the guide's retries). Returns the server's new to_upload list when it gave one.
+    Before each re-send the server's view of the upload (``to_upload``) is read; a chunk it already has is
+    never sent again (where it shows no view, the chunk is re-sent: servers accept that before completion)."""
     offset = num * chunk_size
     length = min(chunk_size, size - offset)
     last: Exception | None = None
     for attempt in range(CHUNK_RETRIES + 1):
         if attempt:
+            # field notes: a (last) chunk's answer can time out while the server still takes the chunk, and the
+            # server refuses a chunk it already has once the upload is complete: ask before sending it again
+            todo = _missing(api, volume)
+            if todo is not None and num not in todo:
+                result.notes.append(f"分块 {num} 的应答丢失，但服务端已收到，不重发 / chunk {num}: its answer was lost "
+                                    f"but the server has it; not sent again")
+                return todo
             result.chunk_retries += 1
         chunk = FileSlice(path, offset, length)
         try:

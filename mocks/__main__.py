@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--preset-hostnames", action="store_true",
                        help="hosts report their planned hostname before deployment")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    serve.add_argument("--profile", help="behaviours where the vendor sources differ, e.g. real-gear or "
+                                         "sudo-nopasswd,vip-job (default: SMTX_SIM_PROFILE, else each group's default)")
     from .presets import PRESETS
     serve.add_argument("--preset", choices=PRESETS,
                        help="fast-forward the world first (cloudtower-ready: stages 01-04 done; see mocks/presets.py)")
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim = Simulator.from_plan(plan, time_scale=args.time_scale, faults=args.faults,
                                   disk_layout=args.disk_layout, deploy_token=args.token,
-                                  preset_hostnames=args.preset_hostnames)
+                                  preset_hostnames=args.preset_hostnames, profiles=args.profile)
     except (ValueError, OSError) as exc:
         print(f"cannot start the simulator: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"control:   {sim.control_url}/_sim")
         print(f"ca bundle: {sim.ca_bundle}")
         print(f"token:     x-smartx-token: {sim.deploy_token}")
+        print(f"profiles:  {', '.join(sim.profiles) or 'defaults'}  (SMTX_SIM_PROFILE; see mocks/README.md)")
         if summary is not None:
             import json
             print(f"preset {args.preset}: {json.dumps(summary, ensure_ascii=False)}")

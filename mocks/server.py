@@ -96,13 +96,14 @@ class Simulator:
         self._control = self.hub.add_tcp("_sim", 0, scheme="http", apps=[ControlApp(self)], up=True,
                                          role="control", internal=True)
         self._started = False
+        self.profiles: list[str] = []            # active profile names (mocks.profiles.apply_profiles)
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_plan(cls, plan, *, time_scale: float = 0.01, faults: FaultSource = None,
                   disk_layout: str | None = None, deploy_token: str = DEFAULT_DEPLOY_TOKEN,
                   preset_hostnames: bool = False, load_env_faults: bool = True,
-                  snapshot: dict | None = None) -> Simulator:
+                  snapshot: dict | None = None, profiles=None) -> Simulator:
         """Simulated world for a :class:`plan.model.Plan`.
 
         ``snapshot``: a :meth:`snapshot` of an earlier simulator for the same plan; the new world
@@ -112,13 +113,19 @@ class Simulator:
         ``plan.storage_arch`` (hybrid-tiered -> nvme+hdd, allflash-flat -> ssd-mixed-sizes).
         ``preset_hostnames``: hosts already carry their planned hostname before deployment
         (default: ``localhost.localdomain``, as a fresh install does).
+        ``profiles``: the behaviours to play where the vendor sources differ (``"a,b"`` or a list, see
+        :mod:`mocks.profiles`); None reads ``SMTX_SIM_PROFILE`` (and ``SMTX_SIM_UPLOAD_PROFILE``).
         """
+        from .profiles import apply_profiles, from_env
+
+        chosen = from_env() if profiles is None else profiles
         sim = cls(time_scale=time_scale, deploy_token=deploy_token, faults=faults,
                   load_env_faults=load_env_faults, secrets=_plan_secrets(plan))
         try:
             sim.seed(plan, disk_layout=disk_layout, preset_hostnames=preset_hostnames)
             for fam in sim.families.values():
                 fam.attach()
+            apply_profiles(sim, chosen)
             if snapshot is not None:
                 sim.restore(snapshot)
         except BaseException:

@@ -16,6 +16,7 @@ from fixtures.run import RunState
 SAMPLES = [
     O.Warnings(["change the CloudTower password"]), O.AddressesInUse(["10.0.0.10"]),
     O.HostScans({"10.0.0.11": {"host_uuid": "u1", "disks": [{"drive": "sda"}]}}),
+    O.ClusterScan({"u1": "fe80::1%ens256"}),
     O.Hosts({"10.0.0.11": O.HostFacts("u1", "node1", "SN1")}),
     O.DiskRoles({"10.0.0.11": [{"drive": "sdb", "function": "data"}]}),
     O.Deployment("本次运行完成部署", "deployed by this run"), O.RootPassword("已设置", "set"),

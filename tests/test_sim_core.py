@@ -408,9 +408,10 @@ def test_cli_serve_prints_map_and_serves(plan_file, plan, tmp_path):
         text = "".join(out)
         assert "control:" in text and "ca bundle:" in text
         ip = host_ip(plan)
-        m = re.search(rf"^{re.escape(ip)}\s+80/tcp\s+->\s+127\.0\.0\.1:(\d+)\s+up", text, re.M)
+        m = re.search(rf"^{re.escape(ip)}\s+80/tcp\s+up\s+\S+\s+http://127\.0\.0\.1:(\d+)/\s+Host: {re.escape(ip)}$",
+                      text, re.M)
         assert m, text
-        assert re.search(rf"^{re.escape(str(plan.vip))}\s+443/tcp\s+->\s+127\.0\.0\.1:\d+\s+down", text, re.M)
+        assert re.search(rf"^{re.escape(str(plan.vip))}\s+443/tcp\s+down\s+\S+\s+https://127\.0\.0\.1:\d+/", text, re.M)
         r = httpx.get(f"http://127.0.0.1:{m.group(1)}{SCAN}",
                       headers={"x-smartx-token": "e79b85fc18b7402fbcc0391fe8d7d24c"})
         assert r.status_code == 200 and r.json()["ec"] == "EOK"

@@ -359,7 +359,8 @@ def test_good_payload_deploys(sim, plan):
     payload = build_payload(plan, scans(sim, plan))
     sim.clock.time_scale = 1e6                 # simulated time stands still; the loop below moves it
     r = post(sim, ip, CLUSTER, payload)
-    assert r.status_code == 200 and r.json() == {"data": {}, "ec": "EOK", "error": {}}
+    assert r.status_code == 200 and r.json() == {"data": {"msg": f"start deploying cluster {payload['cluster_name']} "
+                                                          f"({len(payload['hosts'])} hosts)"}, "ec": "EOK", "error": {}}
     host_ip = payload["hosts"][0]["host_ip"]                               # the guide: the IP sent in the payload
     seen, final = [], None
     deadline = time.monotonic() + 10

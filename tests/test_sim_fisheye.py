@@ -249,6 +249,7 @@ def test_token_required_expires_and_revokes(authed):
 # --------------------------------------------------------------------------- VIP
 def test_vip_comes_up_and_serves_fisheye(authed, plan):
     api, sim, vip = authed, authed.sim, str(plan.vip)
+    sim.fisheye.cluster_settings.vip_mode = "job"   # profile vip-job (the default, no job: tests/test_issue12_gear.py)
     assert refused(sim, vip, 443) and refused(sim, vip, 80) and not sim.is_alive(vip)
     assert api.data(api.get("/api/v2/settings/vip")) == {"iscsi_vip": None, "management_vip": None}
     bad = [("10.9.9.9", "management network"), ("not-an-ip", "IPv4"), (host_ips(plan)[1], "used by host"),

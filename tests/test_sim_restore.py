@@ -42,7 +42,7 @@ def accepts(sim, address: str, port: int) -> bool:
 
 def build_world(plan, track) -> tuple[Simulator, Api, dict]:
     """Deploy, set root, VIP, DNS, a business VDS + VLAN, and half an SVT upload."""
-    sim = Simulator.from_plan(plan, time_scale=0.01).start()
+    sim = Simulator.from_plan(plan, time_scale=0.01, profiles=["vip-job"]).start()   # the PUT below waits for its job
     track.append(sim)
     deploy(sim, plan)
     api = Api(sim, host_ips(plan)[0])

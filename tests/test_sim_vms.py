@@ -273,6 +273,7 @@ def test_vm_create_boot_and_guest_agent(world, plan):
     assert [(v["vm_name"], v["uuid"]) for v in api.data(api.get("/api/v2/vms"))] == [("cloudtower", vm_uuid)]
     assert api.data(api.get(f"/api/v2/vms/{vm_uuid}", address=host_ips(plan)[2], port=80))["uuid"] == vm_uuid
     vip = str(plan.vip)
+    sim.fisheye.cluster_settings.vip_mode = "job"          # profile vip-job: a job to wait for
     api.wait_job(api.data(api.put("/api/v2/settings/vip", json={"iscsi_vip": None, "management_vip": vip}))["job_id"])
     assert api.data(api.get("/api/v2/vms", address=vip))[0]["uuid"] == vm_uuid
     assert_envelope_error(api.get("/api/v2/vms", token=""), 401)

@@ -1,6 +1,10 @@
 """01 准备阶段：校验规划表，验证网络连通性 / Stage 01: prepare — validate the plan, check connectivity."""
 from __future__ import annotations
 
+import contextvars
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from fixtures.outputs import AddressesInUse, Warnings
@@ -45,12 +49,12 @@ def test_planned_addresses_are_free(plan, amap, state, step, deploy_clients):
     candidates = {"VIP": plan.vip, **{f"{c.key} IP": c.ip for c in plan.components.values()},
                   "ER VIP": plan.er_vip}
     candidates.update({f"测试地址 / test {ip}": ip for ip in plan.test_addresses()})
-    in_use = []
-    for label, ip in candidates.items():
-        if ip is None or str(ip) in ours:
-            continue
-        if amap.ping(str(ip)) or any(amap.tcp_open(str(ip), port, timeout=1.0) for port in (22, 80, 443)):
-            in_use.append(f"{label} {ip}")
+    todo = [(label, str(ip)) for label, ip in candidates.items() if ip is not None and str(ip) not in ours]
+    started = time.monotonic()
+    in_use = [f"{label} {ip}" for (label, ip), used in zip(todo, _probe_all(amap, [ip for _, ip in todo])) if used]
+    step.note(f"地址探测 {len(todo)} 个，并行 {min(PROBE_WORKERS, len(todo) or 1)} 路，用时 {time.monotonic() - started:.1f}s / "
+              f"probed {len(todo)} addresses, {min(PROBE_WORKERS, len(todo) or 1)} at a time, in "
+              f"{time.monotonic() - started:.1f}s")
     step.note(f"已检查 {len(candidates)} 个地址 / checked {len(candidates)} addresses; "
               f"本次运行已部署的跳过 / skipped as deployed by this run: {sorted(ours) or '-'}")
     if deployed and in_use:
@@ -69,6 +73,26 @@ def test_ntp_and_dns_servers_answer(plan, amap, step):
     step.note(f"NTP: {', '.join(plan.ntp)}; DNS: {', '.join(plan.dns)}")
     assert not silent, ("以下服务器无应答（UDP 探测），请检查网络或规划 / servers did not answer a UDP probe: "
                         + ", ".join(silent))
+
+
+PROBE_WORKERS = 32              # addresses probed at once (the plan's test range alone has up to 64)
+PROBE_TIMEOUT = 1.0             # seconds per ping / TCP connect: a silent address costs at most 4 of them
+PROBE_PORTS = (22, 80, 443)
+
+
+def _in_use(amap, ip: str) -> bool:
+    """Answers ping, or accepts on 22/80/443 -- each probe bounded by PROBE_TIMEOUT."""
+    return amap.ping(ip, timeout=PROBE_TIMEOUT) or any(amap.tcp_open(ip, port, timeout=PROBE_TIMEOUT)
+                                                       for port in PROBE_PORTS)
+
+
+def _probe_all(amap, ips: list[str]) -> list[bool]:
+    """:func:`_in_use` for every address, in parallel (bounded pool), keeping the step's context (evidence)."""
+    if not ips:
+        return []
+    with ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(ips)), thread_name_prefix="preflight") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, _in_use, amap, ip) for ip in ips]
+        return [f.result() for f in futures]
 
 
 def _already_deployed(api) -> bool:

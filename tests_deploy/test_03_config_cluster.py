@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from clients.fisheye import SvtUpload
-from clients.payloads import business_vds_body
+from clients.payloads import business_vds_body, same_bond_mode
 from clients.upload import StateJournal, finished_images, upload_file
 from fixtures.outputs import (AddressesInUse, BusinessVds, BusinessVlans, ClusterVip, CpuCompatibility, DnsNtp, Hosts,
                               Ipmi, License, PasswordResults, RootPassword, SvtImage, Vlan)
@@ -22,8 +22,9 @@ def test_set_fisheye_admin_password(valid_plan, fisheye, step):
         # Already set (a rerun, or set by hand): logging in with the plan's password is the proof.
         step.note(f"setupRoot 返回 HTTP {resp.status_code}，改用登录验证 / setupRoot answered HTTP {resp.status_code}; "
                   f"checking by logging in instead")
-        fisheye.login()
         step.outcome(RootPassword, "管理员密码此前已设置，规划密码可登录", "admin password was already set; the plan's works")
+    # guide §03 (lines 514-545): setupRoot, then a session with the same password; the token proves the password
+    assert fisheye.login(), "规划的管理员密码无法登录 / the planned admin password does not log in"
 
 
 @pytest.mark.dependency(name="03.login", depends=["03.root_password"], scope="session")
@@ -34,16 +35,24 @@ def test_login(fisheye, step):
 
 
 @pytest.mark.dependency(name="03.vip", depends=["03.login"], scope="session")
-def test_set_vip(valid_plan, fisheye, cluster_address, state, step, amap):
-    """配置集群 VIP 并确认 VIP 可访问 / Set the cluster VIP and check it answers"""
+def test_set_vip(valid_plan, fisheye, cluster_address, state, step, amap, pacing):
+    """配置集群 VIP 并确认 VIP 可访问 / Set the cluster VIP and check it answers
+
+    Guide lines 546-558: ``PUT /api/v2/settings/vip`` with ``{"iscsi_vip":null,"management_vip":...}`` and no answer
+    shown (DNS/NTP, lines 598-614, show a ``job_id``). A job, if one comes back, is waited for; either way the VIP
+    is then polled (bounded) until its 443 answers, since it comes up a little after the call."""
     vip = str(valid_plan.vip)
     current = (fisheye.get_vip() or {}).get("management_vip")
     if current == vip:
         step.note(f"VIP 已是 {vip}，未重复设置 / VIP already {vip}; not set again")
     else:
         answer = fisheye.set_vip(vip)
-        if isinstance(answer, dict) and answer.get("job_id"):
+        if answer.get("job_id"):
             cluster_address.wait_job(answer["job_id"], "设置 VIP / set VIP")
+        else:
+            step.note("设置 VIP 未返回任务（与指南一致），轮询 VIP 直到应答 / no job came back (as in the guide); "
+                      "polling the VIP until it answers")
+    fisheye.wait_vip(vip, answers=lambda a: amap.tcp_open(a, 443, timeout=2), pacing=pacing)
     state.put(ClusterVip(vip))
     state.put((state.take(AddressesInUse) or AddressesInUse()).adding(vip))
     cluster_address.prefer_vip(vip)
@@ -116,7 +125,8 @@ def test_business_vds(valid_plan, fisheye, cluster_address, state, step):
     step.save("vds.json", detail)
     state.put(BusinessVds.from_json(detail))
     assert detail["name"] == name
-    assert detail.get("bond_mode") == bond, f"绑定模式 {detail.get('bond_mode')} ≠ 规划 {bond} / bond mode differs"
+    assert same_bond_mode(detail.get("bond_mode"), bond), (
+        f"绑定模式 {detail.get('bond_mode')} ≠ 规划 {bond} / bond mode differs")
 
 
 @pytest.mark.dependency(name="03.vlans", depends=["03.vds"], scope="session")
@@ -168,6 +178,10 @@ def test_upload_vmtools_iso(fisheye, packages, state, step, pacing):
     state.put(SvtImage(name=iso.name, size=result.size, image_uuid=result.volume.get("image_uuid"),
                        image_path=result.volume.get("image_path"), **SvtImage.figures(result)))
     step.note(f"{iso.name}: {result.size} 字节 / bytes, {result.mb_per_s:.1f} MB/s")
+    listed = finished_images(fisheye.list_images(), iso.name, iso.stat().st_size)   # as 04.iso_upload checks
+    assert any(i.get("uuid") == result.volume.get("image_uuid") for i in listed), (
+        f"上传后镜像列表中没有 {iso.name}（{result.volume.get('image_uuid')}）/ {iso.name} is not listed after the upload: "
+        f"{[(i.get('name'), i.get('uuid')) for i in listed] or '-'}")
 
 
 @pytest.mark.dependency(name="03.cpu", depends=["03.login"], scope="session")

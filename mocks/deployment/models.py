@@ -144,18 +144,35 @@ class DeploymentModel:
         self.settle()
         with self.lock:
             me = self.hosts[address]
-            if self.l2_scan_blocked:
-                return []
-            out_nic = me.first_up(me.storage_nics) or me.first_up(me.mgmt_nics)
-            if out_nic is None:
-                return []
-            found = []
-            for h in self.hosts.values():
-                target = h.first_up(h.storage_nics) or h.first_up(h.mgmt_nics)
-                if target is None:
-                    continue
-                found.append(h.scan(host_ip=f"{target.ipv6}%{out_nic.name}"))
-            return found
+            return [h.scan(host_ip=hip) for h, hip in self._l2_found(me)]
+
+    def _l2_found(self, me: SimHost) -> list[tuple[SimHost, str]]:
+        """(host, host_ip) as the layer-2 scan run on ``me`` reports them: the target's link-local, ``%`` and
+        the scanning host's outgoing NIC (as scan-cluster-response.json shows: zone ≠ the target's own NIC)."""
+        if self.l2_scan_blocked:
+            return []
+        # the scan goes out of the scanning host's storage NIC; in the capture the zone names the other storage
+        # NIC of the bond than the one whose address is reported (ens161 address %ens256 and back)
+        up = [n for n in (me.nic(x) for x in me.storage_nics) if n is not None and n.physical_link_up and n.ipv6]
+        out_nic = up[-1] if up else me.first_up(me.mgmt_nics)
+        if out_nic is None:
+            return []
+        found = []
+        for h in self.hosts.values():
+            target = h.first_up(h.storage_nics) or h.first_up(h.mgmt_nics)
+            if target is not None:
+                found.append((h, f"{target.ipv6}%{out_nic.name}"))
+        return found
+
+    def l2_host_ips(self) -> dict[str, set[str]]:
+        """host uuid -> every ``host_ip`` a layer-2 scan run on any host would report for it (deploy validation:
+        the captured payloads send that string verbatim)."""
+        out: dict[str, set[str]] = {}
+        with self.lock:
+            for me in self.hosts.values():
+                for h, hip in self._l2_found(me):
+                    out.setdefault(h.host_uuid, set()).add(hip)
+        return out
 
     def verify(self, address: str) -> dict:
         self.settle()
@@ -222,7 +239,7 @@ class DeploymentModel:
 
     def validate(self, payload: dict, address: str) -> tuple[list[str], dict[str, dict]]:
         """Checks a real installer would make (:func:`.validation.validate`). Returns (errors, per-host effects)."""
-        return validate(payload, address, self.host_by_uuid)
+        return validate(payload, address, self.host_by_uuid, self.l2_host_ips())
 
     def _stage_index(self, stage: Any) -> int:
         n = len(self.stages)

@@ -64,9 +64,10 @@ class DeploymentApp(App):
             payload = req.json()
         except ValueError as exc:
             raise DeployError(EC_BAD_REQUEST, f"request body is not valid JSON: {exc}", 400) from None
-        self.model.deploy(payload, req.address, outcome=req.outcome, outcome_msg=req.outcome_msg,
-                          outcome_stage=req.outcome_stage, rule=req.fault_id)
-        return ok({})
+        op = self.model.deploy(payload, req.address, outcome=req.outcome, outcome_msg=req.outcome_msg,
+                               outcome_stage=req.outcome_stage, rule=req.fault_id)
+        # real gear answers data.msg (issue 12 item 9; the guide prints response.text without a sample)
+        return ok({"msg": f"start deploying cluster {op.cluster_name} ({len(op.host_uuids)} hosts)"})
 
     def deploy_status(self, req: Request) -> Response:
         value = req.arg("host_ip")

@@ -33,8 +33,10 @@ MASTER_COUNTS = (3, 5)
 class _Run:
     """State of one validation: the hosts and vdses seen so far (semantic checks consult them)."""
 
-    def __init__(self, payload: dict, address: str, host_by_uuid: Callable[[str], SimHost | None]):
+    def __init__(self, payload: dict, address: str, host_by_uuid: Callable[[str], SimHost | None],
+                 l2_host_ips: dict[str, set[str]] | None = None):
         self.p, self.address, self.host_by_uuid = payload, address, host_by_uuid
+        self.l2_host_ips = l2_host_ips or {}          # host uuid -> host_ip strings a layer-2 scan reports
         self.hosts: dict[str, SimHost] = {}           # uuid -> sim host
         self.entries: dict[str, dict] = {}            # uuid -> payload entry
         self.names: dict[str, str] = {}               # hostname (lower) -> mgmt ip
@@ -68,7 +70,29 @@ def _host_ip(s: Subject, run: _Run) -> list[str]:
         return [f"{where}: host_ip {value} is not this host's management IP {h.mgmt_ip}"]
     if ip.version == 6 and str(ip) not in h.addresses_v6():
         return [f"{where}: host_ip {value} is not an address of host {h.host_uuid}"]
+    if ip.version == 6 and ip.is_link_local:
+        return _host_ip_zone(where, h, ip, value, run)
     return []
+
+
+def _host_ip_zone(where: str, h: SimHost, ip: ipaddress.IPv6Address, value: str, run: _Run) -> list[str]:
+    """A link-local ``host_ip`` needs the zone one of the two sources gives: the layer-2 scan's string verbatim
+    (examples/scan-cluster-response.json; every captured payload in examples/ reuses it, zone and all), or the
+    per-host scan (``GET /api/v2/deployment/host``; the annotated payload: "ipv6地址和网卡来源于主机扫描结果"): a
+    management NIC's link-local with that NIC, or with another NIC of the management bond, as the guide's own
+    payload has it (line 198: ens224's address ``…:9440`` with ``%ens192``; lines 285, 372). The L2 scan finds
+    nothing with LACP or VLAN sub-interfaces (guide line 28, field notes): then only the per-host form exists."""
+    zone = value.split("%", 1)[1] if "%" in value else ""
+    if not zone:
+        return [f"{where}: host_ip {value} is a link-local address without its %interface"]
+    own = next((n.name for n in h.nics if n.ipv6 and ipaddress.ip_address(n.ipv6) == ip), None)
+    if zone == own or value in run.l2_host_ips.get(h.host_uuid, set()):
+        return []
+    if own in h.mgmt_nics and zone in h.mgmt_nics:
+        return []
+    l2 = sorted(run.l2_host_ips.get(h.host_uuid, set()))
+    return [f"{where}: host_ip {value}: zone %{zone} is neither the NIC that carries {ip} on host {h.mgmt_ip} "
+            f"(%{own}) nor what the layer-2 scan reports for it ({', '.join(l2) or 'the scan finds nothing'})"]
 
 
 def _ifaces(s: Subject, run: _Run) -> list[str]:
@@ -334,13 +358,15 @@ def _effects(run: _Run) -> dict[str, dict]:
     return effects
 
 
-def validate(p: dict, address: str, host_by_uuid: Callable[[str], SimHost | None]) -> tuple[list[str], dict]:
-    """Checks a real installer would make on payload ``p`` received by ``address``.
-    Returns ``(errors, per-host effects)``; effects are empty when there are errors."""
+def validate(p: dict, address: str, host_by_uuid: Callable[[str], SimHost | None],
+             l2_host_ips: dict[str, set[str]] | None = None) -> tuple[list[str], dict]:
+    """Checks a real installer would make on payload ``p`` received by ``address``; ``l2_host_ips``: host uuid ->
+    the ``host_ip`` strings a layer-2 scan reports. Returns ``(errors, per-host effects)``; effects are empty when
+    there are errors."""
     missing = [k for k in REQUIRED_TOP if k not in p]
     if missing:
         return [f"missing required field: {k}" for k in missing], {}
-    run = _Run(p, address, host_by_uuid)
+    run = _Run(p, address, host_by_uuid, l2_host_ips)
     errs = apply(TOP_FIELDS, Subject(p, ""), run)[0]
     if errs:
         return errs, {}

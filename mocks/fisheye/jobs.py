@@ -45,6 +45,7 @@ class Job:
     outcome: str | None = None           # "done" | "failed" once applied
     message: str | None = None           # failure message
     finished_at: float | None = None
+    failed_word: str = "failed"           # the state a failed job shows (JobBoard.failed_state)
 
     def timed_state(self, now: float) -> str:
         return timed_phase(now, self.created, self.pending_s, self.running_s, self.fault)
@@ -71,7 +72,7 @@ class Job:
         failed = state == "failed"
         msg = (self.message or self.fault_msg or f"job {self.description} failed") if failed else None
         return {
-            "job_id": self.job_id, "state": state, "life_cycle": "run", "description": self.description,
+            "job_id": self.job_id, "state": self.failed_word if failed else state, "life_cycle": "run", "description": self.description,
             "type": "action", "user": "", "resources": copy.deepcopy(self.resources), "schedule_task": None,
             "one_time_task": None, "ctime": self.ctime, "task_list": [], "queue": None, "resource_group": None,
             "event": self._event(),
@@ -88,6 +89,9 @@ class JobBoard:
         self.jobs: dict[str, Job] = {}
         self.pending_s = JOB_PENDING_S
         self.running_s = JOB_RUNNING_S
+        # the word a failed job's state shows: the guide's jobs end done (or failed); real clusters also report
+        # error / aborted (issue 12 item 9): a client must stop polling on each
+        self.failed_state = "failed"
         self._effects: dict[str, tuple[Apply, Undo | None]] = {}
 
     def on(self, action: str, apply: Apply, undo: Undo | None = None) -> None:
@@ -105,7 +109,7 @@ class JobBoard:
                   args=args, created=clock.now(), ctime=int(clock.wall()), resources=resources or {},
                   event_message={"zh_CN": message[0], "en_US": message[1]},
                   event_detail={"zh_CN": detail[0], "en_US": detail[1]}, event_data=data or {},
-                  pending_s=self.pending_s, running_s=self.running_s)
+                  pending_s=self.pending_s, running_s=self.running_s, failed_word=self.failed_state)
         if outcome in OUTCOMES:
             job.fault, job.fault_msg, job.fault_rule = outcome, outcome_msg, rule
         self.jobs[job.job_id] = job

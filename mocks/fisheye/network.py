@@ -99,6 +99,9 @@ class Network:
         self.vdses: dict[str, Vds] = {}
         self.vlans: dict[str, Vlan] = {}
         jobs.on("vds", self._apply_vds, self._undo_vds)
+        # the word the VDS API takes for LACP (profiles vds-lacp-balance-tcp / vds-lacp-lacp, mocks/profiles.py);
+        # the deployment's own VDSes show it too
+        self.lacp_mode = "balance-tcp"
 
     # ---- the deployment's VDSes and networks
     def seed(self, op: DeployOperation) -> None:
@@ -124,7 +127,9 @@ class Network:
             if u in op.host_uuids:
                 assoc[u] = {"nics": list(a.get("nics_associated") or []),
                             "data_ip": (op.effects.get(u) or {}).get("storage_ip")}
-        self.vdses[vu] = Vds(vu, name, ovsbr_name(op.cluster_name, name), v.get("bond_mode") or "", assoc, role=role)
+        bond = v.get("bond_mode") or ""
+        bond = self.lacp_mode if bond in LACP_WORDS else bond
+        self.vdses[vu] = Vds(vu, name, ovsbr_name(op.cluster_name, name), bond, assoc, role=role)
 
     def _seed_vlan(self, cluster_name: str, vds: Vds, n: dict) -> None:
         ids = (n.get("mode") or {}).get("network_identities") or [0]
@@ -169,6 +174,8 @@ class Network:
                    outcome_msg: str | None = None, rule: str | None = None) -> dict:
         hosts = {h.host_uuid: h for h in self.ctx.cluster_hosts()}
         bond = bond_mode or ""
+        if bond and bond not in vds_bond_modes(self.lacp_mode):
+            raise invalid(f"bond_mode {bond!r} is not one of {', '.join(vds_bond_modes(self.lacp_mode))}")
         with self.ctx.lock:
             if any(v.name == name for v in self.vdses.values()):
                 raise FisheyeError(EC_EXISTS, f"a VDS named {name} already exists")
@@ -262,6 +269,15 @@ class Network:
             return vlan.view()
 
 
+LACP_WORDS = ("balance-tcp", "lacp")    # LACP as the deploy API / plan say it, and as the older tool sent it
+
+
 def check_bond_mode(bond_mode: Any) -> None:
-    if bond_mode not in (None, "") and bond_mode not in BOND_MODES:
+    """The body's shape: a known bond mode word (which LACP word the API takes is the network's profile)."""
+    if bond_mode not in (None, "") and bond_mode not in BOND_MODES + LACP_WORDS:
         raise invalid(f"bond_mode {bond_mode!r} is not one of {', '.join(BOND_MODES)}")
+
+
+def vds_bond_modes(lacp_mode: str) -> tuple[str, ...]:
+    """The bond modes the VDS API takes under profile ``vds-lacp-<lacp_mode>``."""
+    return tuple(m for m in BOND_MODES if m not in LACP_WORDS) + (lacp_mode,)

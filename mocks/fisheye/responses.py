@@ -7,7 +7,7 @@ has been applied. Before that the routes answer 404 like any unknown path of an 
 ======  ==================================================  =====================================
 POST    /api/v3/users:setupRoot                             set the root password once (no auth)
 POST    /api/v3/sessions                                    log in -> token (no auth)
-GET     /api/v2/settings/vip  | PUT                         VIP (PUT -> job)
+GET     /api/v2/settings/vip  | PUT                         VIP (PUT -> {} or a job: profiles vip-*)
 GET     /api/v2/tools/license                               license (serial)
 GET     /api/v2/settings/dns  | PUT                         DNS servers (PUT -> job)
 GET     /api/v2/settings/ntp  | PUT                         NTP (PUT -> job)
@@ -147,7 +147,10 @@ class FisheyeApp(App):
         return ok(self.model.vip())
 
     def put_vip(self, req: Request) -> Response:
-        return ok(self.model.set_vip(*bodies.vip(self._json(req)), **_fate(req)))
+        answer = self.model.set_vip(*bodies.vip(self._json(req)), **_fate(req))
+        if not answer and self.model.cluster_settings.vip_mode == "empty-body":
+            return Response(200, b"")            # profile vip-empty-body: HTTP 200, no body at all
+        return ok(answer)
 
     def license(self, req: Request) -> Response:
         return ok(self.model.license())

@@ -24,6 +24,9 @@ def _ntp_servers(value: Any) -> list[str]:
     return list(value or [])
 
 
+VIP_DELAY_S = 20.0          # simulated seconds between PUT /api/v2/settings/vip and the VIP answering (vip-no-job)
+
+
 class Settings:
     """``settings`` (a dict: VIP, DNS, NTP, CPU model) and the jobs that change it."""
 
@@ -31,6 +34,11 @@ class Settings:
         self.ctx = ctx
         self.jobs = jobs
         self.settings: dict[str, Any] = default_settings()
+        # PUT /api/v2/settings/vip (profiles vip-no-job / vip-job, mocks/profiles.py): "no-job" is the guide's
+        # (lines 546-558 show the request and no answer body): {} back, the VIP applied vip_delay_s later;
+        # "job" answers {job_id} like DNS/NTP and applies when the job is done
+        self.vip_mode = "no-job"
+        self.vip_delay_s = VIP_DELAY_S
         jobs.on("vip", self._apply_vip)
         jobs.on("dns", self._apply_dns)
         jobs.on("ntp", self._apply_ntp)
@@ -74,6 +82,9 @@ class Settings:
                                 outcome=outcome, outcome_msg=outcome_msg, rule=rule,
                                 message=(f"更新集群虚拟 IP 为 {new}。\n", f"Updated cluster VIP to {new}.\n"),
                                 data={"management_vip": new, "iscsi_vip": iscsi})
+            if self.vip_mode != "job":             # the guide's: no job to poll; the change lands a little later
+                job.pending_s, job.running_s = 0.0, float(self.vip_delay_s)
+                return {}
         return {"job_id": job.job_id}
 
     def _apply_vip(self, job: Job) -> Callable[[], None] | None:

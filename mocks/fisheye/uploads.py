@@ -77,6 +77,7 @@ class Upload:
     device: str = ""                     # ISO: the upload's storage type (nfs)
     created_wall: int = 0                # wall-clock UNIX seconds (GET /api/v2/images "time")
     owner: str = ""                      # SHA-256 of the creating session's token (profile no-resume)
+    resent_after_complete: int = 0       # chunk calls refused because the upload was already complete
 
     @property
     def chunks(self) -> int:
@@ -207,6 +208,10 @@ class Uploads:
                               f"delete it and upload again")
             if zbs_volume_id != up.zbs_volume_id:
                 raise invalid(f"zbs_volume_id {zbs_volume_id!r} does not belong to image {image_uuid}")
+            if up.status == "ready":            # field notes: a late answer, then a re-send, meets a finished image
+                up.rejected += 1
+                up.resent_after_complete += 1
+                raise invalid(f"upload of image {image_uuid} is already complete; chunk {chunk_num} is not accepted")
             try:
                 i = int(chunk_num or "")
             except ValueError:

@@ -23,6 +23,8 @@ What the simulated hosts reproduce (field notes): ``sudo`` refuses to run withou
 ``Sorry, try again.``; after reading a password from a terminal sudo discards any input typed ahead
 (TCSAFLUSH), as the real one does; with a PTY, stderr is merged into stdout and ``\\n`` becomes
 ``\\r\\n``; a channel EOF does not end a PTY's input (only ``^D`` at the start of a line does).
+An account may have NOPASSWD sudo (``SshService.set_sudo_nopasswd``; the hosts' ``smartx`` under profile
+``sudo-nopasswd``, mocks/profiles.py): sudo then neither prompts nor reads stdin, and ``sudo -n`` succeeds.
 
 Shell subset (``sh -c`` and the exec request itself): words with '…', "…", backslash; ``$name``,
 ``${name}``, ``$?``, ``$0``-``$9`` (no word splitting, no globbing, no command substitution);

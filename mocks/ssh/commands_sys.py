@@ -140,6 +140,9 @@ def _sudo_authenticate(inv: Invocation, opts: _SudoOptions) -> int | None:
     """A non-root user's way through sudo: None when allowed, else the exit status (message written)."""
     if inv.session.tty is None:                   # requiretty: the session has no terminal
         return inv.fail(SUDO_NO_TTY)
+    acct = inv.service._account(inv.user)
+    if acct is not None and acct.sudo and acct.nopasswd:   # NOPASSWD: no prompt, stdin is the command's
+        return None
     if opts.non_interactive:
         return inv.fail("sudo: a password is required")
     src = inv.stdin if opts.use_stdin else inv.session.tty

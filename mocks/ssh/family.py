@@ -18,6 +18,9 @@ class SshServices:
 
     def __init__(self):
         self.services: dict[tuple[str, int], SshService] = {}
+        # the hosts' sudo policy for smartx (profiles sudo-password / sudo-nopasswd, mocks/profiles.py):
+        # "password" asks for the user's password; "nopasswd" is NOPASSWD (no prompt, stdin left to the command)
+        self.host_sudo = "password"
 
     def service(self, address: str, port: int = 22) -> SshService:
         return self.services[(str(address), int(port))]
@@ -30,7 +33,8 @@ class SshServices:
         out = []
         for (address, port), svc in self.services.items():
             accounts = {n: {"uid": a.uid, "home": a.home, "salt": a.salt.hex(), "digest": a.digest.hex(),
-                            "sudo": a.sudo, "changes": a.changes} for n, a in svc._accounts.items()}
+                            "sudo": a.sudo, "nopasswd": a.nopasswd, "changes": a.changes}
+                        for n, a in svc._accounts.items()}
             out.append({"address": address, "port": port, "generation": svc.host_key_generation,
                         "accounts": accounts})
         return {"services": out}
@@ -47,6 +51,7 @@ class SshServices:
                 acct = svc._accounts[name]
                 acct.salt, acct.digest = bytes.fromhex(a["salt"]), bytes.fromhex(a["digest"])
                 acct.changes = int(a.get("changes", 0))
+                acct.nopasswd = bool(a.get("nopasswd", False))
             while svc.host_key_generation < int(entry.get("generation", 0)):
                 svc.rotate_host_key()
         return notes
@@ -118,10 +123,13 @@ def seed_host_ssh(sim, addresses: Iterable[str] | None = None) -> list[SshServic
 
     ``addresses``: management IPs (default: every host of the simulator)."""
     wanted = [str(a) for a in addresses] if addresses is not None else list(sim.deployment.hosts)
+    nopasswd = _family(sim).host_sudo == "nopasswd"
     out = []
     for ip in wanted:
         host = sim.deployment.hosts.get(ip)
-        out.append(attach_ssh(sim, ip, users={u: DEFAULT_HOST_PASSWORD for u in HOST_SSH_USERS}, up=True,
-                              hostname=(lambda h=host: h.hostname) if host is not None else None))
+        svc = attach_ssh(sim, ip, users={u: DEFAULT_HOST_PASSWORD for u in HOST_SSH_USERS}, up=True,
+                         hostname=(lambda h=host: h.hostname) if host is not None else None)
+        svc.set_sudo_nopasswd("smartx", nopasswd)
+        out.append(svc)
     return out
 

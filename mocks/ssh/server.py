@@ -74,6 +74,7 @@ class _Account:
     salt: bytes = b""
     digest: bytes = b""          # PBKDF2-SHA256; the clear text is never kept
     sudo: bool = True
+    nopasswd: bool = False       # sudoers NOPASSWD: sudo neither prompts nor reads a password
     changes: int = 0
     lectured: bool = False       # sudo's lecture=once
 
@@ -166,6 +167,14 @@ class SshService:
             else:
                 acct.sudo = sudo
             acct.set(password)
+
+    def set_sudo_nopasswd(self, user: str, nopasswd: bool = True) -> None:
+        """``user ALL=(ALL) NOPASSWD: ALL`` (True) or the default password-asking rule (False)."""
+        with self._lock:
+            acct = self._accounts.get(user)
+            if acct is None:
+                raise KeyError(f"no such user on {self.address}: {user}")
+            acct.nopasswd = bool(nopasswd)
 
     def set_password(self, user: str, password: str | None) -> None:
         with self._lock:

@@ -1,0 +1,167 @@
+"""Simulator profiles: each plausible behaviour of a real system where the vendor sources conflict or are silent.
+
+A profile belongs to a *group* (one behaviour); every group has a default (what the simulator does when no
+profile of that group is chosen). ``SMTX_SIM_PROFILE=name[,name...]`` selects profiles for a whole run (the
+in-process ``--simulate`` simulator and ``python -m mocks serve`` read it when they are built); the meta-profile
+``real-gear`` expands to the profiles the older tool's calls on real clusters point to. The older upload variable
+``SMTX_SIM_UPLOAD_PROFILE=<upload profile>`` still works (it is ``upload-<name>`` in the unified list).
+
+    from mocks.profiles import apply_profiles, PROFILES
+    apply_profiles(sim, "sudo-nopasswd,vip-job")      # or sim = Simulator.from_plan(plan, profiles=[...])
+
+The table, with the evidence of each choice, is in mocks/README.md ("Profiles")."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+PROFILE_ENV = "SMTX_SIM_PROFILE"
+UPLOAD_PROFILE_ENV = "SMTX_SIM_UPLOAD_PROFILE"    # older spelling for the upload group alone
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    group: str
+    default: bool
+    summary: str
+    apply: Callable[[object], None]
+
+
+def _sudo(mode: str) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        sim.family("ssh").model.host_sudo = mode
+    return apply
+
+
+def _vip(mode: str) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        sim.fisheye.cluster_settings.vip_mode = mode
+    return apply
+
+
+def _upload(name: str) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        sim.fisheye.upload_profile = name
+    return apply
+
+
+def _vds_lacp(value: str) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        sim.fisheye.network.lacp_mode = value
+    return apply
+
+
+def _l2(blocked: bool | None) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        if blocked is not None:
+            sim.deployment.l2_scan_blocked = blocked
+    return apply
+
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile("sudo-password", "sudo", True,
+            "host user smartx needs its password for sudo (field notes: sudo over SSH needs a PTY, password typed)",
+            _sudo("password")),
+    Profile("sudo-nopasswd", "sudo", False,
+            "smartx has passwordless sudo (NOPASSWD), as the older tool's `sudo -n chpasswd` needs",
+            _sudo("nopasswd")),
+    Profile("vip-no-job", "vip", True,
+            "PUT /api/v2/settings/vip answers no job (guide lines 546-558 show none); the VIP comes up after a delay",
+            _vip("no-job")),
+    Profile("vip-empty-body", "vip", False,
+            "as vip-no-job, but HTTP 200 with an empty body (no envelope at all)", _vip("empty-body")),
+    Profile("vip-job", "vip", False,
+            "PUT /api/v2/settings/vip answers {job_id} like DNS/NTP; the VIP comes up when the job is done",
+            _vip("job")),
+    Profile("upload-status", "upload", True,
+            "a partial upload volume is visible at GET /api/v2/images/{uuid} (status uploading, to_upload)",
+            _upload("status")),
+    Profile("upload-listed", "upload", False,
+            "as upload-status, and GET /api/v2/images lists partial volumes too", _upload("listed")),
+    Profile("upload-opaque", "upload", False,
+            "a partial volume is invisible (404, not listed); chunks still accepted", _upload("opaque")),
+    Profile("upload-no-resume", "upload", False,
+            "as upload-opaque, and only the creating session may send chunks", _upload("no-resume")),
+    Profile("vds-lacp-balance-tcp", "vds-lacp", True,
+            "the VDS API (POST /api/v2/network/vds) takes LACP as balance-tcp, the deploy API's value",
+            _vds_lacp("balance-tcp")),
+    Profile("vds-lacp-lacp", "vds-lacp", False,
+            "the VDS API takes LACP as `lacp` (the older tool's value) and refuses balance-tcp", _vds_lacp("lacp")),
+    Profile("l2-scan-per-plan", "l2-scan", True,
+            "GET /api/v2/deployment/cluster finds every host unless the plan bonds with LACP or trunks VLANs",
+            _l2(None)),
+    Profile("l2-scan-empty", "l2-scan", False,
+            "GET /api/v2/deployment/cluster finds nothing (LACP / VLAN sub-interfaces, field notes)", _l2(True)),
+)}
+
+META_PROFILES: dict[str, tuple[str, ...]] = {
+    # what the older tool's calls on real clusters point to (issue 12 items 3 and 8); defaults elsewhere
+    "real-gear": ("sudo-nopasswd", "vds-lacp-lacp"),
+}
+
+
+def groups() -> dict[str, list[Profile]]:
+    out: dict[str, list[Profile]] = {}
+    for p in PROFILES.values():
+        out.setdefault(p.group, []).append(p)
+    return out
+
+
+def parse(spec: str | Iterable[str] | None) -> list[Profile]:
+    """``"a,b"`` or ``["a", "b"]`` -> the profiles (meta-profiles expanded; a later profile of a group an
+    explicit earlier one already chose is an error). ValueError names the known profiles."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else (spec or [])) if n and n.strip()]
+    chosen: dict[str, Profile] = {}
+    for name in names:
+        for n in META_PROFILES.get(name, (name,)):
+            p = PROFILES.get(n)
+            if p is None:
+                raise ValueError(f"unknown simulator profile {n!r}; known: {', '.join(PROFILES)}, "
+                                 f"{', '.join(META_PROFILES)}")
+            other = chosen.get(p.group)
+            if other is not None and other.name != p.name:
+                raise ValueError(f"simulator profiles {other.name!r} and {p.name!r} both choose {p.group!r}; pick one")
+            chosen[p.group] = p
+    return list(chosen.values())
+
+
+def from_env(environ: dict | None = None) -> list[Profile]:
+    """The profiles ``SMTX_SIM_PROFILE`` (and the older ``SMTX_SIM_UPLOAD_PROFILE``) select."""
+    env = os.environ if environ is None else environ
+    spec = [n for n in (env.get(PROFILE_ENV) or "").split(",") if n.strip()]
+    upload = (env.get(UPLOAD_PROFILE_ENV) or "").strip()
+    if upload:
+        name = upload if upload.startswith("upload-") else f"upload-{upload}"
+        if name not in PROFILES:
+            raise ValueError(f"{UPLOAD_PROFILE_ENV}={upload!r}: the upload profile must be one of "
+                             f"{', '.join(p.name[7:] for p in groups()['upload'])}")
+        spec.append(name)
+    try:
+        return parse(spec)
+    except ValueError as exc:
+        raise ValueError(f"{PROFILE_ENV}: {exc}") from None
+
+
+def apply_profiles(sim, spec: str | Iterable[str] | Iterable[Profile] | None) -> list[str]:
+    """Apply the defaults of every group, then the chosen profiles; returns the active profile names."""
+    items = list(spec) if spec is not None and not isinstance(spec, str) else spec
+    profiles = items if items and all(isinstance(p, Profile) for p in items) else parse(items)
+    chosen = {p.group: p for p in profiles}
+    active = []
+    for group, members in groups().items():
+        p = chosen.get(group) or next(m for m in members if m.default)
+        p.apply(sim)
+        active.append(p.name)
+    sim.profiles = active
+    return active
+
+
+def usage_error(environ: dict | None = None) -> str | None:
+    """A one-line message when the environment names an unknown profile (None when it is fine)."""
+    try:
+        from_env(environ)
+    except ValueError as exc:
+        return f"模拟器配置（profile）无效 / bad simulator profile: {exc}"
+    return None
