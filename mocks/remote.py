@@ -5,10 +5,15 @@
 * ``run.simulator_url`` set (``--simulator CONTROL_URL``): a :class:`RemoteSimulator` talking to
   that simulator's control endpoint (loopback only);
 * otherwise an in-process :class:`mocks.server.Simulator` seeded from ``run.plan``, with
-  ``run.time_scale`` and ``run.deploy_token``, already started. When ``run.resumed`` and
-  ``run.run_dir / "simulator-state.json"`` exists, the world continues from that snapshot; when the
-  simulator is closed its snapshot is written there (through the suite's redactor), so the next
-  resumed run finds the same cluster (deployed hosts, fisheye settings, VDSes, VIP up, ...).
+  ``run.time_scale`` and ``run.deploy_token``, already started.
+
+  The suite's runs carry a :class:`SimWorld` (``run.world``): the world is saved in
+  ``<run-dir>/simulator-state.json`` with *every* write of state.json, under the same generation
+  counter (a SIGKILL leaves a pair that belongs together), and a resume continues exactly the world
+  of the state it resumes -- its jobs, deployments and installs go on from where they were. A resume
+  whose world is missing or of another generation is refused (:class:`WorldMismatch`), never
+  continued in a fresh world. Without ``run.world`` (a bare namespace) the older behaviour stays:
+  continue ``simulator-state.json`` when ``run.resumed``, save it when the simulator closes.
 
 Both offer the surface the suite uses: ``address_map``, ``is_alive(address)``, ``ca_bundle``,
 ``control_url``, ``deploy_token``, ``set_up(...)``, ``count(...)``, ``close()``.
@@ -26,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from clients.addressing import is_loopback
+from clients.files import atomic_write_text, temp_beside
 
 from .deployment.models import DEFAULT_DEPLOY_TOKEN
 from .server import Simulator
@@ -33,12 +39,23 @@ from .server import Simulator
 log = logging.getLogger("mocks")
 
 STATE_FILE = "simulator-state.json"
+PREVIOUS_FILE = "simulator-state.prev.json"    # the pair before: kept while the next state.json is written
 
 
 def attach_or_start(run: Any):
     url = getattr(run, "simulator_url", None)
     if url:
         return RemoteSimulator(url)
+    world = getattr(run, "world", None)
+    if isinstance(world, SimWorld):
+        sim = Simulator.from_plan(run.plan, time_scale=float(getattr(run, "time_scale", 0.01) or 0.01),
+                                  deploy_token=getattr(run, "deploy_token", None) or DEFAULT_DEPLOY_TOKEN,
+                                  snapshot=world.snapshot)
+        if world.snapshot is not None:
+            log.info("simulator: continuing the world of generation %s saved in %s", world.generation, world.path)
+        world.bind(sim)
+        sim.close_hooks.append(lambda s: world.unbind())
+        return sim.start()
     run_dir = getattr(run, "run_dir", None)
     path = Path(run_dir) / STATE_FILE if run_dir else None
     snapshot = load_state(path) if path is not None and getattr(run, "resumed", False) else None
@@ -76,11 +93,101 @@ def save_state(sim: Simulator, path: Path) -> None:
         text = REDACTOR.text(text)
     except ImportError:            # the simulator used outside the suite
         pass
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), text)
+
+
+class WorldMismatch(ValueError):
+    """A resume's saved world is missing, unreadable, or of another generation than its state.json."""
+
+
+class SimWorld:
+    """The simulated world of one delivery folder, saved with every write of the run's state.json.
+
+    ``save(generation)`` (called by ``RunState.save`` before it writes state.json) writes the bound
+    simulator's snapshot -- or, before a simulator runs, the world the run started from -- to
+    ``simulator-state.json`` with that generation; the file it replaces is kept as
+    ``simulator-state.prev.json`` until the next write, so a kill between the two writes still leaves
+    a world of the state's generation. ``SimWorld.load(run_dir, generation)`` finds it again.
+    """
+
+    def __init__(self, run_dir: Path, snapshot: dict | None = None, generation: int = 0):
+        self.path = Path(run_dir) / STATE_FILE
+        self.previous = Path(run_dir) / PREVIOUS_FILE
+        self.snapshot = snapshot          # the world while no simulator is bound (None: a fresh world)
+        self.generation = generation
+        self.sim: Simulator | None = None
+
+    @classmethod
+    def load(cls, run_dir: Path, generation: int) -> "SimWorld":
+        run_dir = Path(run_dir)
+        found = []
+        for path in (run_dir / STATE_FILE, run_dir / PREVIOUS_FILE):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError):
+                found.append("?")
+                continue
+            gen = data.get("generation") if isinstance(data, dict) else None
+            found.append(str(gen))
+            if gen == generation and (data.get("fresh") or "restore" in data):
+                return cls(run_dir, None if data.get("fresh") else data, generation)
+        have = f"其代数为 / it has generation {', '.join(found)}" if found else "文件不存在 / there is none"
+        raise WorldMismatch(
+            f"模拟世界与 state.json（第 {generation} 代）不对应，{have}：不能在新世界中续跑，请去掉 --resume 重新开始 / "
+            f"the simulated world of {run_dir} does not match its state.json (generation {generation}; {have}): "
+            f"a resume never continues in a fresh world; start a new run without --resume")
+
+    def bind(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def unbind(self) -> None:
+        """The simulator closes: keep its last state for any later write of state.json."""
+        if self.sim is not None:
+            self.snapshot, self.sim = self._take(), None
+
+    def _take(self) -> dict | None:
+        if self.sim is None:
+            return self.snapshot
+        for attempt in range(5):     # the simulator's threads may change a table under the snapshot
+            try:
+                return self.sim.snapshot(inspect=False)
+            except RuntimeError:
+                if attempt == 4:
+                    raise
+        return None
+
+    def save(self, generation: int) -> None:
+        snap = self._take()
+        doc = {**snap, "generation": generation} if snap is not None else {"generation": generation, "fresh": True}
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        text = _guard(text)
+        fd, tmp = temp_beside(self.path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if self.path.exists():
+                os.replace(self.path, self.previous)
+            os.replace(tmp, self.path)   # state.json, written next in this folder, fsyncs the folder
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.generation = generation
+
+
+def _guard(text: str) -> str:
+    """The snapshot holds no password or token; the suite's redactor is the last guard, run in full only
+    when a registered secret does appear (it costs tens of milliseconds on a whole world)."""
+    try:
+        from clients.redact import REDACTOR
+    except ImportError:            # the simulator used outside the suite
+        return text
+    if any(secret in text for secret in REDACTOR.secrets):
+        return REDACTOR.text(text)
+    return text
 
 
 class RemoteSimulator:

@@ -1,7 +1,7 @@
 """Shared fixtures and run settings of the suite's own tests.
 
-- ``slow`` tests (the fault matrix: several full pytest runs each) are left out unless ``-m`` names a selection,
-  e.g. ``-m slow``; the summary counts them as deselected.
+- ``slow`` tests (the fault matrix: several full pytest runs each) and ``crash`` tests (the crash-point matrix) are
+  left out unless ``-m`` names a selection, e.g. ``-m slow``; the summary counts them as deselected.
 - Under pytest-xdist (``-n 2``) tests are distributed by module (``--dist loadfile``), so a module-scoped run that
   several tests read (test_acceptance_run's ``full_run``, test_rerun's ``rerun``) happens once.
 - The summary gives the reason of every skip (``-rs``).
@@ -20,10 +20,10 @@ SIM_CHUNK = 4 * 1024   # small fisheye upload chunks for the in-process simulato
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("markexpr", default=""):
         return  # an explicit -m decides
-    slow = [i for i in items if i.get_closest_marker("slow")]
+    slow = [i for i in items if i.get_closest_marker("slow") or i.get_closest_marker("crash")]
     if slow:
         config.hook.pytest_deselected(items=slow)
-        items[:] = [i for i in items if not i.get_closest_marker("slow")]
+        items[:] = [i for i in items if i not in slow]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -32,6 +32,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.reportchars += "s"  # say why a test skipped (e.g. no vendor template in ../shared/reference)
     if getattr(config.option, "dist", "no") == "load":  # -n's default: keep a module (and its shared runs) together
         config.option.dist = "loadfile"
+
+
+@pytest.fixture(autouse=True)
+def _no_sim_profiles_from_env(monkeypatch):
+    """The suite's own tests choose simulator profiles explicitly: a developer's SMTX_SIM_PROFILE (or the older
+    SMTX_SIM_UPLOAD_PROFILE) must not change them, nor the suite runs they start."""
+    monkeypatch.delenv("SMTX_SIM_PROFILE", raising=False)
+    monkeypatch.delenv("SMTX_SIM_UPLOAD_PROFILE", raising=False)
 
 
 @pytest.fixture

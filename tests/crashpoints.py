@@ -1,0 +1,144 @@
+"""Crash points for the acceptance run: a pytest plugin the crash tests load into a real run
+(``python -m pytest --plan ... -p tests.crashpoints``) with ``SMTX_CRASH_AT=<point>``.
+
+At that point the run's own process is killed with SIGKILL (``SMTX_CRASH_SIGNAL=TERM`` or ``HUP``: sent that
+signal instead, to test a clean stop). Nothing in the suite knows about this module: it hooks pytest's reports
+and wraps a few client methods from outside, so the product has no test seam.
+
+Points (``<n>`` counts from 1, in this process):
+
+* ``after:<step>`` -- right after the step's outcome is recorded in state.json (a step boundary);
+* ``attached:<intent>`` -- right after a long operation's intent record got its ids (job submitted, installer
+  started), before anything waited for it;
+* ``deploy-poll:<n>`` -- at the n-th deployment status poll after the deploy was submitted (mid-deploy);
+* ``job-poll:<n>`` -- at the n-th job poll after a VM create job was submitted (mid-VM-create);
+* ``install-log:<n>`` -- at the n-th read of the CloudTower installer's log (mid-install);
+* ``upload-chunk:<glob>:<n>`` -- after the n-th chunk of a file matching glob was sent (mid-upload).
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import signal
+
+import pytest
+
+ENV = "SMTX_CRASH_AT"
+SIGNAL_ENV = "SMTX_CRASH_SIGNAL"
+
+
+def _die(point: str) -> None:
+    name = os.environ.get(SIGNAL_ENV, "KILL").upper()
+    sig = getattr(signal, f"SIG{name}")
+    os.kill(os.getpid(), sig)
+    if sig != getattr(signal, "SIGKILL", None):
+        return   # a catchable signal: its handler runs (now, in the main thread) and decides what follows
+
+
+class _Points:
+    def __init__(self, spec: str):
+        self.kind, _, self.arg = spec.partition(":")
+        self.spec = spec
+        self.count = 0
+        self.armed = False
+
+    def hit(self) -> None:
+        self.count += 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = os.environ.get(ENV, "").strip()
+    if spec:
+        config.pluginmanager.register(CrashAt(_Points(spec)), "smtx-crashpoints")
+
+
+class CrashAt:
+    def __init__(self, p: _Points):
+        self.p = p
+        self.fired = False
+        self._wrap()
+
+    def fire(self) -> None:
+        if not self.fired:
+            self.fired = True
+            _die(self.p.spec)
+
+    # --- step boundaries -------------------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report) -> None:
+        if self.p.kind != "after" or getattr(report, "step_id", None) != self.p.arg:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.fire()
+
+    # --- inside long operations ------------------------------------------------------------------------------
+    def _wrap(self) -> None:
+        """Wrap only what this point needs (so the plugin also runs against code without intent records)."""
+        crash, p = self, self.p
+        if p.kind == "attached":
+            from fixtures.run import Intent
+
+            attach = Intent.attach
+
+            def attach_then_crash(it, **ids):
+                attach(it, **ids)
+                if it.key == p.arg:
+                    crash.fire()
+
+            Intent.attach = attach_then_crash
+        elif p.kind == "deploy-poll":
+            from clients.deployment import DeploymentClient
+
+            _arm_after(DeploymentClient, "deploy", p)
+            _count_calls(DeploymentClient, "deploy_status", crash)
+        elif p.kind == "job-poll":
+            from clients.fisheye import FisheyeClient
+
+            _arm_after(FisheyeClient, "create_vm", p)
+            _count_calls(FisheyeClient, "job", crash)
+        elif p.kind == "install-log":
+            from clients.cloudtower import InstallLog
+
+            p.armed = True
+            _count_calls(InstallLog, "read", crash)
+        elif p.kind == "upload-chunk":
+            import clients.upload as upload
+
+            pattern, _, n = p.arg.rpartition(":")
+            send_one = upload._send_one
+
+            def send_then_crash(path, *args, **kwargs):
+                answer = send_one(path, *args, **kwargs)
+                if fnmatch.fnmatch(os.path.basename(str(path)), pattern):
+                    p.hit()
+                    if p.count >= int(n):
+                        crash.fire()
+                return answer
+
+            upload._send_one = send_then_crash
+
+
+def _arm_after(cls, name: str, p: _Points) -> None:
+    """Count from the moment ``cls.name`` returned (the long operation was submitted)."""
+    original = getattr(cls, name)
+
+    def armed(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        p.armed = True
+        return result
+
+    setattr(cls, name, armed)
+
+
+def _count_calls(cls, name: str, crash: CrashAt) -> None:
+    original = getattr(cls, name)
+    p = crash.p
+
+    def counted(self, *args, **kwargs):
+        if p.armed:
+            p.hit()
+            if p.count >= int(p.arg):
+                crash.fire()
+        return original(self, *args, **kwargs)
+
+    setattr(cls, name, counted)

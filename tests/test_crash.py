@@ -1,0 +1,211 @@
+"""The crash-point matrix: a run killed anywhere resumes to green, with nothing created twice and nothing orphaned.
+
+Each scenario is a chain of kill points on one simulated world: the main job is started and SIGKILLed at the
+first point (tests/crashpoints.py, loaded with ``-p``), then ``--resume`` is started and killed at the next point,
+and so on; a last ``--resume`` must end green. Then the simulator's own state is checked: one deployment, one
+CloudTower VM, one installer run, every upload volume finished (none left ``uploading``), no job still pending,
+no VDS / VLAN / organization twice.
+
+* ``standalone``: the runs attach (``--simulator URL``) to a simulator started here; its world goes on while the
+  run is dead (operations finish meanwhile), and its request log counts the mutating calls.
+* ``inprocess``: ``--simulate``; the world lives and dies with the run, and is continued from the copy saved with
+  state.json (same generation): operations in flight at the kill are still in flight on resume.
+
+Every point is in ``-m crash`` (nightly-style; about five minutes on two cores with ``-n 2``); a sampled few are
+also ``slow``, which CI runs. Step boundaries come from tests_deploy/ itself, so a new stage's steps join the
+matrix by themselves; a stage with a new long operation adds its mid-operation points to ``MID_POINTS``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from plan.example import write_example
+from plan.parse import load
+
+from .crashpoints import ENV, SIGNAL_ENV
+from .suite_runs import ROOT, simulator
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+BUSINESS = 3
+KILLED = -9
+
+
+def step_ids() -> list[str]:
+    """Every acceptance step, in run order (the pytest-dependency names of tests_deploy/)."""
+    ids = []
+    for module in sorted((ROOT / "tests_deploy").glob("test_*.py")):
+        ids += re.findall(r'dependency\(name="([^"]+)"', module.read_text(encoding="utf-8"))
+    return ids
+
+
+def boundaries(stage: str) -> list[str]:
+    return [f"after:{s}" for s in step_ids() if s.startswith(stage)]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    points: tuple[str, ...]
+    inprocess: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# mid-operation points: (name, point); every long operation of a stage adds its own
+MID_POINTS = (
+    ("mid-deploy-poll", "deploy-poll:2"),
+    ("mid-svt-upload", "upload-chunk:SMTX_VMTOOLS-*:1"),
+    ("mid-iso-upload", "upload-chunk:cloudtower-*:3"),
+    ("vm-job-submitted", "attached:04.vm"),
+    ("mid-vm-create-job", "job-poll:1"),
+    ("installer-started", "attached:04.install"),
+    ("mid-install", "install-log:3"),
+)
+
+SCENARIOS = [
+    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04")),
+    Scenario("boundaries-inprocess", tuple(f"after:{s}" for s in step_ids()[3::4]) + ("after:04.serial",),
+             inprocess=True),
+    *(Scenario(f"{name}-{where}", (point,), inprocess=where == "inprocess")
+      for name, point in MID_POINTS for where in ("standalone", "inprocess")),
+]
+# CI's sample (-m slow): a chain through every kind of long operation in each mode (tests/test_run_safety.py adds
+# step boundaries, a clean stop on SIGTERM/SIGHUP and operations still in flight on a standalone simulator)
+SAMPLE = [
+    Scenario("sample-operations-inprocess", ("deploy-poll:2", "upload-chunk:cloudtower-*:3", "job-poll:1",
+                                             "install-log:3"), inprocess=True),
+    Scenario("sample-operations-standalone", ("upload-chunk:SMTX_VMTOOLS-*:1", "attached:04.vm",
+                                              "attached:04.install")),
+]
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory) -> Path:
+    return write_example(tmp_path_factory.mktemp("crashplan") / "plan.xlsx", hosts=4, business=BUSINESS)
+
+
+def suite(*args: str, crash: str | None = None, signal_name: str | None = None,
+          timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS`` from the suite folder with the crash-point plugin (rooted there: no re-run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST_", "PYTEST_ADDOPTS", "SMTX_CRASH"))}
+    if crash:
+        env[ENV] = crash
+    if signal_name:
+        env[SIGNAL_ENV] = signal_name
+    return subprocess.run([sys.executable, "-m", "pytest", *args, "-p", "tests.crashpoints", "--rootdir", str(ROOT),
+                           "--config-file", str(ROOT / "pyproject.toml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, encoding="utf-8", env=env)
+
+
+def drive(plan_file: Path, run_dir: Path, points, target: list[str], before=None) -> list[subprocess.CompletedProcess]:
+    """Kill the run at each point in turn (first a new run, then resumes), then resume to the end.
+    ``before``: {point: fn()} called before the run that is to die at that point."""
+    procs = []
+    for n, point in enumerate(points):
+        if before and point in before:
+            before[point]()
+        start = ["--run-dir", str(run_dir)] if n == 0 else ["--resume", str(run_dir)]
+        proc = suite("--plan", str(plan_file), *target, *start, crash=point)
+        procs.append(proc)
+        assert proc.returncode == KILLED, (f"the run was not killed at {point} (exit {proc.returncode}): "
+                                           f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+    final = suite("--plan", str(plan_file), *target, *(["--resume", str(run_dir)] if points else
+                                                       ["--run-dir", str(run_dir)]))
+    procs.append(final)
+    assert final.returncode == 0, f"the resume after {points[-1] if points else '-'} is not green:\n" \
+                                  f"{final.stdout[-5000:]}{final.stderr[-2000:]}"
+    return procs
+
+
+def world_problems(sim, plan, *, requests: bool) -> list[str]:
+    """What was created twice or left orphaned in a simulated world (empty: nothing)."""
+    problems = []
+    ops = sim.deployment.operations
+    if len(ops) != 1:
+        problems.append(f"{len(ops)} deploy operations")
+    vms = list(sim.vms.vms.values())
+    if [v.name for v in vms] != [plan.cloudtower.vm_name]:
+        problems.append(f"VMs: {[v.name for v in vms]}")
+    ip = str(plan.cloudtower.ip)
+    runs = sim.install.runs_at(ip)
+    if [r.outcome for r in runs] != ["success"]:
+        problems.append(f"installer runs at {ip}: {[r.outcome for r in runs]}")
+    uploads = list(sim.fisheye.uploads.values())
+    orphans = [u.name for u in uploads if u.status == "uploading"]
+    if orphans:
+        problems.append(f"upload volumes left uploading: {orphans}")
+    ready = [u.name for u in uploads if u.status == "ready"]
+    if sorted(ready) != sorted(set(ready)) or len(ready) != 2:
+        problems.append(f"images: {ready}")
+    now = sim.clock.now()
+    pending = [j.job_id for j in sim.fisheye.jobs.values() if j.state(now) not in ("done", "failed")]
+    if pending:
+        problems.append(f"jobs not ended: {pending}")
+    vds = [v.name for v in sim.fisheye.vdses.values()]
+    if sorted(vds) != sorted(set(vds)) or len(vds) != 3:
+        problems.append(f"VDSes: {vds}")
+    vlans = [(v.vds_uuid, v.name) for v in sim.fisheye.vlans.values()]
+    if len(vlans) != len(set(vlans)):
+        problems.append(f"VLANs twice: {vlans}")
+    tower = sim.state.cloudtower.towers.get(ip)
+    orgs = [o.name for o in tower.organizations.values()] if tower else None
+    if orgs != [plan.customer]:
+        problems.append(f"organizations: {orgs}")
+    if requests:
+        for method, path in (("POST", "/api/v2/deployment/cluster"), ("POST", "/api/v2/vms"),
+                             ("POST", "/api/v2/svt_image/create_volume"), ("POST", "/api/v2/images/upload/volume"),
+                             ("POST", "/api/v3/users:setupRoot")):
+            n = sim.count(method, path)
+            if n != 1:
+                problems.append(f"{method} {path} sent {n} times")
+    return problems
+
+
+def saved_world(plan, run_dir: Path):
+    """The in-process world as the last run left it (simulator-state.json), as a simulator (not serving)."""
+    from mocks.server import Simulator
+
+    snapshot = json.loads((run_dir / "simulator-state.json").read_text(encoding="utf-8"))
+    assert snapshot["generation"] == json.loads((run_dir / "state.json").read_text(encoding="utf-8"))["generation"]
+    return Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False, snapshot=snapshot)
+
+
+def run_scenario(plan_file: Path, run_dir: Path, sc: Scenario) -> None:
+    plan, _ = load(plan_file)
+    if sc.inprocess:
+        drive(plan_file, run_dir, sc.points, ["--simulate"])
+        sim = saved_world(plan, run_dir)
+        try:
+            problems = world_problems(sim, plan, requests=False)
+        finally:
+            sim.close()
+    else:
+        with simulator(plan_file) as sim:
+            drive(plan_file, run_dir, sc.points, ["--simulator", sim.control_url])
+            problems = world_problems(sim, plan, requests=True)
+    assert not problems, f"{sc.name}: " + "; ".join(problems)
+    state = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+    assert not [k for k, v in state.get("intents", {}).items() if not v.get("ended")], state["intents"]
+    assert all(v["outcome"] == "passed" for v in state["steps"].values())
+
+
+@pytest.mark.crash
+@pytest.mark.parametrize("sc", SCENARIOS, ids=str)
+def test_killed_anywhere_resumes_to_green_with_nothing_twice(plan_file, tmp_path, sc):
+    run_scenario(plan_file, tmp_path / "run", sc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sc", SAMPLE, ids=str)
+def test_crash_sample(plan_file, tmp_path, sc):
+    run_scenario(plan_file, tmp_path / "run", sc)
