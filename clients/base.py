@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import httpx
 
-from .addressing import CURRENT_STEP, AddressMap, GuardedTransport, UnroutableAddress
+from .addressing import CURRENT_STEP, AddressMap, UnroutableAddress
 from .redact import REDACTOR
+from .tls import PinStore, TlsError, TlsTransport
 
 log = logging.getLogger("smtx.http")
 EXCERPT = 2000
@@ -59,11 +60,29 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class TlsMode:
+    """How HTTPS peers are trusted: pinned on first use (``pins`` given, the default of a run), a customer CA
+    (``ca_bundle``), or not at all (``verify=False``, ``--insecure``). Without pins, CA or ``--insecure``: the
+    system CAs. See :mod:`clients.tls`."""
+
     verify: bool = True
     ca_bundle: str | None = None
+    pins: PinStore | None = field(default=None, compare=False)
 
     @property
-    def httpx_verify(self):
+    def mode(self) -> str:
+        if not self.verify:
+            return "insecure"
+        if self.ca_bundle:
+            return "ca-bundle"
+        return "pinned" if self.pins is not None else "system"
+
+    @property
+    def pinning(self) -> bool:
+        return self.mode == "pinned"
+
+    @property
+    def shared_verify(self):
+        """The verify= of every connection that is not pinned (plain HTTP, CA bundle, --insecure, system CAs)."""
         if not self.verify:
             return False
         if self.ca_bundle:
@@ -72,11 +91,23 @@ class TlsMode:
             return ssl.create_default_context(cafile=self.ca_bundle)
         return True
 
+    httpx_verify = shared_verify       # older name
+
+    def transport(self, amap: AddressMap) -> httpx.BaseTransport:
+        """The transport an API client talks through: address map + this TLS mode (:class:`TlsTransport`)."""
+        return TlsTransport(amap, self)
+
     def describe(self) -> str:
-        if not self.verify:
-            return "不校验证书 (--insecure) / verification off"
-        return f"校验证书，CA: {self.ca_bundle} / verified with CA bundle" if self.ca_bundle else \
-            "校验证书（系统 CA）/ verified against system CAs"
+        mode = self.mode
+        if mode == "insecure":
+            return "不校验证书 (--insecure) / verification off (--insecure)"
+        if mode == "ca-bundle":
+            return f"按 CA 校验证书：{self.ca_bundle} / verified against the CA bundle {self.ca_bundle} (--ca-bundle)"
+        if mode == "pinned":
+            where = self.pins.path.name if self.pins.path else "(内存 / in memory)"
+            return (f"首次信任并固定证书（{where}）/ trust on first use: each address's certificate pinned in {where}; "
+                    f"a changed certificate stops the run")
+        return "校验证书（系统 CA）/ verified against system CAs"
 
 
 class ApiError(Exception):
@@ -123,8 +154,7 @@ class ApiClient:
         self.on_call = on_call
         self.retry = RetryPolicy(attempts=retries, backoff=backoff)
         self.sleep = sleep
-        inner = httpx.HTTPTransport(verify=tls.httpx_verify)
-        self.http = httpx.Client(transport=GuardedTransport(amap, inner), timeout=timeout,
+        self.http = httpx.Client(transport=tls.transport(amap), timeout=timeout,
                                  headers=headers or {}, follow_redirects=False)
 
     def close(self) -> None:
@@ -161,6 +191,11 @@ class ApiClient:
                 resp = self.http.request(method, url, json=json_body, params=params, files=files,
                                          headers=headers, **kw)
             except UnroutableAddress:
+                raise
+            except TlsError as exc:                     # terminal: a retry or a poll cannot cure it
+                record.update(status=None, duration_ms=round((time.perf_counter() - start) * 1000, 1),
+                              error=f"TLS: {str(exc).splitlines()[0]}")
+                self._emit(record)
                 raise
             except httpx.TransportError as exc:
                 last_exc = exc

@@ -35,6 +35,10 @@ Q_LICENSE = ("query deployedLicense {\n  deploys(first: 1) {\n    id\n    licens
              "      max_vm_num\n      used_vm_num\n      sign_date\n      expire_date\n      software_edition\n"
              "      type\n      vendor\n      __typename\n    }\n    __typename\n  }\n}\n")
 
+# Deploy.version (CloudTower SDK's Deploy: id, license, version): the installed CloudTower's version. Asked in its
+# own query so the guide's deployedLicense stays as captured; a tower without the field answers an error.
+Q_VERSION = "query deployedVersion {\n  deploys(first: 1) {\n    id\n    version\n    __typename\n  }\n}\n"
+
 
 class GraphQLError(ApiError):
     pass
@@ -144,7 +148,7 @@ class CloudTowerClient(ApiClient):
         return resp
 
     # --- GraphQL ----------------------------------------------------------------
-    AUTHED = {"updateCloudTowerNtpUrl", "deployedLicense"}
+    AUTHED = {"updateCloudTowerNtpUrl", "deployedLicense", "deployedVersion"}
 
     def graphql(self, operation: str, query: str, variables: dict | None = None, *, mutation: bool | None = None,
                 session: str | None = None) -> dict:
@@ -183,6 +187,10 @@ class CloudTowerClient(ApiClient):
         deploys = self.graphql("deployedLicense", Q_LICENSE).get("deploys") or []
         return (deploys[0].get("license") or {}) if deploys else {}
 
+    def deployed_version(self) -> str | None:
+        deploys = self.graphql("deployedVersion", Q_VERSION).get("deploys") or []
+        return (deploys[0].get("version") or None) if deploys else None
+
     # --- REST v2 ------------------------------------------------------------------
     def login(self, username: str = "root", password: str = DEFAULT_ROOT_PASSWORD) -> str:
         self._credentials = (username, password)
@@ -214,39 +222,77 @@ PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"
 INSTALLER = "/usr/share/smartx/tower/installer/binary/installer"
 INSTALL_LOG = "/home/cloudtower/nohup.out"
 SUCCESS = "Install Operation Center Successfully"
-LOG_ERROR = re.compile(r"\[ERROR\]|Install Operation Center Failed|Traceback \(most recent call last\)")
+# Only the success line is documented (guide §04); an [ERROR] line may be one the installer recovers from (a retried
+# image pull), so it is reported as a warning, never taken as the verdict (issue 12 item 7).
+LOG_ERROR_LINE = re.compile(r"^.*\[ERROR\].*$", re.MULTILINE)
+# The installer's process (``nohup installer deploy``): the bracket keeps pgrep from matching the ``sh -c`` that
+# runs it, whose own command line holds the pattern.
+INSTALLER_PROCESS = "installer/binary/[i]nstaller deploy"
 LOG_STALL_LIMIT = 10 * 60      # no new log line for this long means the installer hangs
 
 
 class InstallLog:
-    """What the installer wrote in this attempt (nohup.out, followed through sudo: root-owned, 0600):
-    success, an error line, or a log that stopped growing."""
+    """What the installer wrote in this attempt (nohup.out, followed through sudo: root-owned, 0600) and whether its
+    process still runs. The verdict: the success line; or the process ended without it (:attr:`exited`); or the log
+    stopped growing past :data:`LOG_STALL_LIMIT` (:attr:`stalled`); the overall limit is the caller's wait.
+    ``[ERROR]`` lines are collected in :attr:`errors` (warnings: a successful install may log some)."""
 
     def __init__(self, ssh, pacing, *, offset: int | None = None):
         """``offset``: follow from there (reattaching to an installer an interrupted run started);
         default: from the log's current end (nohup appends)."""
         from .ssh import LogFollower
 
-        self.pacing = pacing
+        self.ssh, self.pacing = ssh, pacing
         self.follower = LogFollower(ssh, INSTALL_LOG, offset=offset, sudo_password=ssh.password) \
             if offset is not None else LogFollower.from_end(ssh, INSTALL_LOG, sudo_password=ssh.password)
-        self.error = self.stalled = False
+        self.exited = self.stalled = False
         self._quiet_since = None
 
     @property
     def text(self) -> str:
         return self.follower.text
 
+    @property
+    def succeeded(self) -> bool:
+        return SUCCESS in self.text
+
+    @property
+    def errors(self) -> list[str]:
+        """The ``[ERROR]`` lines so far (each once, in order)."""
+        return list(dict.fromkeys(m.group(0).strip() for m in LOG_ERROR_LINE.finditer(self.text)))
+
+    def running(self) -> bool | None:
+        """Whether the installer process runs (``pgrep``); None when that cannot be told (no pgrep, sudo refused)."""
+        try:
+            res = self.ssh.sudo(f"pgrep -f '{INSTALLER_PROCESS}'", timeout=30)
+        except Exception:  # noqa: BLE001 - unknown, not "ended": the log and the limits still decide
+            return None
+        return {0: True, 1: False}.get(res.exit_status)
+
     def read(self) -> str:
         now = time.monotonic()
         if self.follower.poll() or self._quiet_since is None:
             self._quiet_since = now
-        self.error = bool(LOG_ERROR.search(self.text))
-        self.stalled = (now - self._quiet_since) / self.pacing.scale > LOG_STALL_LIMIT
+        elif not self.succeeded and self.running() is False:
+            self.follower.poll()               # what it wrote just before it ended
+            self.exited = not self.succeeded
+        self.stalled = not self.succeeded and (now - self._quiet_since) / self.pacing.scale > LOG_STALL_LIMIT
         return self.text
 
     def finished(self, _text: str) -> bool:
-        return SUCCESS in self.text or self.error or self.stalled
+        return self.succeeded or self.exited or self.stalled
+
+    @property
+    def verdict(self) -> str:
+        """Why the install did not succeed, in one line (empty when it did)."""
+        if self.succeeded:
+            return ""
+        if self.exited:
+            return (f"安装程序已退出但日志中没有成功行“{SUCCESS}” / the installer exited without the success line "
+                    f"\"{SUCCESS}\"")
+        if self.stalled:
+            return f"安装日志 {LOG_STALL_LIMIT // 60} 分钟无新内容 / the log stopped growing for {LOG_STALL_LIMIT // 60} min"
+        return f"日志中没有成功行 / no success line \"{SUCCESS}\""
 
     @property
     def last_line(self) -> str:

@@ -198,6 +198,32 @@ def business_vds_body(plan: Plan, host_uuid: Callable[[Any], str | None]) -> dic
         for h in plan.hosts]}
 
 
+# VLAN ``type`` 3 is a VM network: the guide's CloudTower VM sits on ``default``, type 3, on the management VDS (lines
+# 1522-1532; CloudTower lists it as type VM, lines 3900-3915), and business networks are type 3 (line 866). The
+# management VDS holds both ``mgt-network`` (the system network the deployment creates) and ``default`` (lines
+# 3176-3187); a VM NIC belongs on the VM network, never on the system one.
+VM_NETWORK_TYPE = 3
+DEFAULT_VM_NETWORK = "default"
+
+
+def cloudtower_network(plan: Plan):
+    """The plan's network the CloudTower VM lives on: the extra management network (虚拟网络 row 5) when the plan has
+    it and the CloudTower IP is in its subnet, else the management network (row 4)."""
+    ct, extra = plan.cloudtower, plan.extra_mgmt
+    return extra if extra.used and ct.ip is not None and ct.ip in extra.subnet else plan.mgmt
+
+
+def vm_network(vlans: list[dict], name: str | None, vlan_id: int | None, *, fallback: bool = True) -> dict | None:
+    """The VM network (type 3) for a planned network among a VDS's ``vlans``: by the plan's name, else by its VLAN
+    (``default`` first), else (``fallback``) ``default``. System networks never qualify."""
+    vm = [v for v in vlans if v.get("type") == VM_NETWORK_TYPE]
+    by_vlan = sorted((v for v in vm if v.get("vlan_id") == (vlan_id or 0)),
+                     key=lambda v: v.get("name") != DEFAULT_VM_NETWORK)
+    return (next((v for v in vm if name and v.get("name") == name), None)
+            or (by_vlan[0] if by_vlan and fallback else None)
+            or (next((v for v in vm if v.get("name") == DEFAULT_VM_NETWORK), None) if fallback else None))
+
+
 def cloudtower_vm_body(name: str, *, ovs: str, vlan_uuid: str, policy_uuid: str, iso_path: str) -> dict:
     """The guide's fixed CloudTower VM shape (§04), with the looked-up names and UUIDs."""
     return {

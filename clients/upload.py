@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from .tls import TlsError
+
 CHUNK_RETRIES = 2
 RECREATE_ONCE = 1
 RECORD_EVERY = 5.0     # seconds between progress records in the journal (the volume itself: at once)
@@ -395,6 +397,8 @@ def _send_one(path: Path, size: int, api: UploadApi, volume: dict, num: int, chu
             data = api.send(volume, num, chunk) or {}
             todo = data.get("to_upload") if isinstance(data, dict) else None
             return list(todo) if todo is not None else None
+        except TlsError:  # a changed certificate is not a flaky chunk
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure of this chunk counts against its retries
             last = exc
         finally:

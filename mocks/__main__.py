@@ -1,4 +1,5 @@
-"""``python -m mocks serve --plan PLAN.xlsx [--time-scale 1.0] [--faults FILE]``
+"""``python -m mocks serve --plan PLAN.xlsx [--time-scale 1.0] [--faults FILE]``;
+``python -m mocks ca PATH`` writes the simulator's CA certificate (fixed: the same in every simulator).
 
 Loads the plan, starts the simulator, prints the address map, serves until Ctrl-C, SIGTERM or
 SIGHUP (SIGBREAK on Windows), then stops cleanly: threads joined, sockets closed, its temporary
@@ -60,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     from .presets import PRESETS
     serve.add_argument("--preset", choices=PRESETS,
                        help="fast-forward the world first (cloudtower-ready: stages 01-04 done; see mocks/presets.py)")
+    ca = sub.add_parser("ca", help="write the simulator's CA certificate (the same in every simulator), for "
+                                   "pytest --simulate --ca-bundle PATH")
+    ca.add_argument("path", help="where to write the PEM")
     args = parser.parse_args(argv)
+    if args.command == "ca":
+        return write_ca(args.path)
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -116,6 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sim.close()
         restore_handlers(previous)
+    return 0
+
+
+def write_ca(path: str) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .tls import TLSMaterial
+
+    with tempfile.TemporaryDirectory(prefix="smtx-sim-ca-") as tmp:
+        shutil.copyfile(TLSMaterial(Path(tmp)).ca_bundle, path)
+    print(f"simulator CA written to {path}; use: pytest --plan PLAN.xlsx --simulate --ca-bundle {path}")
     return 0
 
 

@@ -16,19 +16,27 @@ the VM's address; checked once per installer start):
 ======================================  =====================================================  =========
 knob                                    fault rule action                                      effect
 ======================================  =====================================================  =========
-``fail_with = "<error line>"``          ``{"operation": "fail", "msg": "<error line>"}``       the log shows progress, then the error line and ``Install Operation Center Failed``; stops
-``stall = True``                        ``{"operation": "stuck"}``                             the log stops growing about halfway; never finishes
+``fail_with = "<error line>"``          ``{"operation": "fail", "msg": "<error line>"}``       the log shows progress, then the error line and ``Install Operation Center Failed``; the process exits
+``exit_early = True``                   ``{"operation": "fail", "stage": "exit"}``             the log stops at about 40 % without any verdict line and the process exits (a crash)
+``stall = True``                        ``{"operation": "stuck"}``                             the log stops growing about halfway; the process hangs (never exits)
+``recoverable_error = True``            (profile ``installer-log-recoverable-error``)          a successful run logs an ``[ERROR]`` image-pull line, retries and goes on
 ``never_open_443 = True``               ``{"operation": "stuck", "stage": "https"}``           the log ends with the success line, but 443 never opens
 ``duration_s = 1200.0``                                                                        simulated seconds of a successful install
 ``service_warmup_s = 0.0``                                                                     > 0: ``start(..., warmup=N)`` (443 answers 503 that long)
 ======================================  =====================================================  =========
 
 Knobs stay set until changed (a rerun fails again); a fault rule fires per its ``times``/``nth``.
+
+Only the success line is documented (guide §04); ``[ERROR]`` and ``... Failed`` lines are the simulator's
+wording. What a client can rely on is the process: ``pgrep -f <regex>`` on the guest lists the installer's
+pid while it runs (exit 0) and nothing once it exited (exit 1). A successful run exits right after its
+success line, a failed or crashed one at its last line; a stalled one never exits.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import posixpath
 import re
 import threading
 import time
@@ -48,7 +56,13 @@ DEFAULT_INSTALL_S = 1200.0
 GUIDE_COMMAND = f"sudo sh {PREINSTALL} && sudo nohup sudo {INSTALLER} deploy &"
 FAULT_METHOD = "INSTALLER"
 _KNOBS = {"duration_s": (float, DEFAULT_INSTALL_S), "fail_with": (None, None), "stall": (bool, False),
-          "never_open_443": (bool, False), "service_warmup_s": (float, 0.0)}     # knob -> (type, default)
+          "never_open_443": (bool, False), "service_warmup_s": (float, 0.0), "exit_early": (bool, False),
+          "recoverable_error": (bool, False)}     # knob -> (type, default)
+PID_BASE = 4100
+# the [ERROR] line a run recovers from (profile installer-log-recoverable-error), logged after this image
+RETRIED_IMAGE = "grafana"
+RECOVERABLE_ERROR = (f"[ERROR] [images] loading image tower/{RETRIED_IMAGE} failed: context deadline exceeded "
+                     f"(Client.Timeout exceeded while awaiting headers); retrying (1/3)")
 _NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)\s*$", re.M)
 _VERSION = re.compile(r"(\d+\.\d+\.\d+)")
 
@@ -134,6 +148,13 @@ class InstallRun:
         """Offset of the last line (the log stops growing there)."""
         return self.lines[-1][0] if self.lines else 0.0
 
+    def alive(self, now: float) -> bool:
+        """The installer process still runs: a stalled one hangs forever; the others exit at their last line."""
+        if self.outcome == "stalled":
+            return True
+        last = self.duration if self.outcome == "success" else self.end
+        return now < self.started + last
+
     def text(self, elapsed: float) -> str:
         return "".join(t + "\n" for off, t in self.lines if off <= elapsed)
 
@@ -172,6 +193,8 @@ class InstallModel:
         self.stall = False
         self.never_open_443 = False
         self.service_warmup_s = 0.0         # > 0: 443 accepts but answers 503 that long (the service's warmup)
+        self.exit_early = False             # the process exits at ~40 % without a verdict line
+        self.recoverable_error = False      # a successful run logs an [ERROR] line it recovers from
         # ---- how the service starts; presets put the setup to pass in service_setup[address]
         self.start_service: Callable[..., Any] = default_start_service
         self.service_setup: dict[str, dict] = {}
@@ -190,6 +213,7 @@ class InstallModel:
         svc = ssh_service(self.sim, address)
         svc.register_command(PREINSTALL, self._preinstall)
         svc.register_command(INSTALLER, self._installer)
+        svc.register_command("pgrep", self._pgrep)
         if not svc.fs.exists(PREINSTALL):
             svc.fs.write(PREINSTALL, "#!/bin/sh\n# CloudTower preinstall (simulated)\n", mode=0o755)
             svc.fs.write(INSTALLER, b"\x7fELF (simulated CloudTower installer)\n", mode=0o755)
@@ -243,10 +267,33 @@ class InstallModel:
                  "" if run.https else " (443 will not open)")
         return 1 if run.outcome == "failed" and run.end == 0 else 0
 
+    def _pgrep(self, inv) -> int:
+        """``pgrep [-f] [-a|-l] PATTERN``: the installer processes running on this guest (the only processes the
+        simulator knows); pids from :data:`PID_BASE` on, one per run."""
+        flags = "".join(a[1:] for a in inv.argv[1:] if a.startswith("-"))
+        words = [a for a in inv.argv[1:] if not a.startswith("-")]
+        if len(words) != 1 or set(flags) - set("fal"):
+            return inv.fail("pgrep: usage: pgrep [-f] [-a|-l] PATTERN (simulated)", 2)
+        try:
+            rx = re.compile(words[0])
+        except re.error as exc:
+            return inv.fail(f"pgrep: invalid pattern: {exc}", 2)
+        addr = inv.service.address
+        self.settle(addr)
+        now = self.clock.now()
+        name = INSTALL_COMMAND if "f" in flags else posixpath.basename(INSTALLER)
+        with self.lock:
+            pids = [PID_BASE + i for i, r in enumerate(self.runs) if r.address == addr and r.alive(now)]
+        pids = pids if rx.search(name) else []
+        shown = INSTALL_COMMAND if "a" in flags else posixpath.basename(INSTALLER) if "l" in flags else ""
+        inv.out.write("".join(f"{pid} {shown}".rstrip() + "\n" for pid in pids))
+        return 0 if pids else 1
+
     def _refusal(self, addr: str) -> tuple[int, list[str]] | None:
         """``(exit status, log lines)`` when an install runs (or ran) at ``addr`` already, else None."""
+        now = self.clock.now()
         with self.lock:
-            busy = next((r for r in self.runs if r.address == addr and r.outcome in ("success", "stalled")
+            busy = next((r for r in self.runs if r.address == addr and r.alive(now)
                          and not r.finished), None)
             done = next((r for r in self.runs if r.address == addr and r.outcome == "success" and r.finished), None)
         stamp = self._stamp(self.clock.wall())
@@ -297,6 +344,11 @@ class InstallModel:
         fate = installer_fault(self.sim.faults, run.address)
         op, stage, run.fault_rule = fate.outcome, fate.stage, fate.rule
         lines = head + self._progress(run, dur, have)
+        if (op == "fail" and stage == "exit") or (op is None and self.exit_early):
+            run.outcome, run.https = "exited", False      # crashed: no verdict line at all
+            run.lines = [x for x in lines if x[0] < round(dur * 0.4)]
+            self._stamp_lines(run)
+            return
         if op == "fail" or (op is None and self.fail_with):
             msg = (fate.msg if op == "fail" else self.fail_with) or "[ERROR] installation failed"
             at = round(dur * 0.6)
@@ -334,6 +386,12 @@ class InstallModel:
             if frac in _GROUPS:
                 begin, span, items = _GROUPS[frac]
                 out += [[round(dur * (begin + span * i / n)), line] for i, n, line in items]
+                if frac == "images" and self.recoverable_error:       # pulled again after a timeout
+                    k = _IMAGES.index(RETRIED_IMAGE)
+                    at = round(dur * (begin + span * (k + 0.5) / len(_IMAGES)))
+                    out += [[at, RECOVERABLE_ERROR],
+                            [at, f"[INFO] [images] loading image tower/{RETRIED_IMAGE}: retry 1/3 succeeded"]]
+                    out.sort(key=lambda x: x[0])
             else:
                 out.append([round(dur * frac), text.format(**fmt)])
         return out

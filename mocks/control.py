@@ -18,6 +18,8 @@ DELETE   /_sim/faults             remove all rules
 DELETE   /_sim/faults/{id}        remove one rule
 POST     /_sim/clock              {"advance": seconds} and/or {"time_scale": x, "skew": s}
 POST     /_sim/endpoints          {"address": a, "port": p (optional), "proto": "tcp" (optional), "up": bool}
+GET      /_sim/tls?address=A      {"address": A, "sha256": fingerprint of the certificate A:443 presents}
+POST     /_sim/tls                {"rotate": address}: a new certificate for it (as after a reinstall)
 GET      /_sim/fisheye/uploads    SVT upload accounting: {"uploads": [{image_uuid, received, digests, ...}]}
 POST     /_sim/fisheye            any of {"revoke_tokens": true, "break_bmc": ip|[ips], "repair_bmc": ip|[ips],
                                    "chunk_size": bytes, "session_ttl": sim seconds}
@@ -57,6 +59,8 @@ class ControlApp(App):
         self.add("DELETE", "/_sim/faults/{rule_id}", self.remove_fault)
         self.add("POST", "/_sim/clock", self.clock)
         self.add("POST", "/_sim/endpoints", self.endpoints)
+        self.add("GET", "/_sim/tls", self.tls)
+        self.add("POST", "/_sim/tls", self.rotate_tls)
         self.add("GET", "/_sim/fisheye/uploads", self.fisheye_uploads)
         self.add("POST", "/_sim/fisheye", self.fisheye)
 
@@ -142,6 +146,19 @@ class ControlApp(App):
         except (ValueError, TypeError, AttributeError) as exc:
             return _err(f"bad endpoint request: {exc}")
         return Response.json({"endpoints": self.sim.hub.to_dict()})
+
+    def tls(self, req: Request) -> Response:
+        address = req.arg("address")
+        if not address:
+            return _err("query parameter address is required")
+        return Response.json({"address": address, "sha256": self.sim.certificate_fingerprint(address)})
+
+    def rotate_tls(self, req: Request) -> Response:
+        try:
+            address = str(req.json()["rotate"])
+        except (KeyError, ValueError, TypeError) as exc:
+            return _err(f"body must be {{\"rotate\": address}}: {exc}")
+        return Response.json({"address": address, "sha256": self.sim.rotate_certificate(address)})
 
     def fisheye_uploads(self, req: Request) -> Response:
         import dataclasses

@@ -58,8 +58,8 @@ def match_method(pattern: str | None, method: str) -> bool:
 # --------------------------------------------------------------------------- rules
 RULE_KEYS = frozenset({"id", "comment", "method", "path", "address", "port", "nth", "times", "action"})
 ACTION_KEYS = frozenset({"status", "body", "headers", "envelope_error", "msg", "delay", "drop", "operation",
-                         "stage"})
-_ACTION_KINDS = ("status", "envelope_error", "delay", "drop", "operation")
+                         "stage", "tls"})
+_ACTION_KINDS = ("status", "envelope_error", "delay", "drop", "operation", "tls")
 
 
 def _split_action(raw: dict) -> dict:
@@ -83,7 +83,9 @@ def _split_action(raw: dict) -> dict:
 
 def _check_action(action: dict) -> None:
     if not any(k in action for k in _ACTION_KINDS):
-        raise ValueError("fault action needs one of status, envelope_error, delay, drop, operation")
+        raise ValueError("fault action needs one of status, envelope_error, delay, drop, operation, tls")
+    if "tls" in action and action["tls"] != "rotated":
+        raise ValueError(f"fault action tls must be 'rotated', got {action['tls']!r}")
     if "status" in action and not (isinstance(action["status"], int) and 100 <= action["status"] <= 599):
         raise ValueError(f"fault action status must be an HTTP status code, got {action['status']!r}")
     if "delay" in action and not (isinstance(action["delay"], (int, float)) and action["delay"] >= 0):
@@ -236,6 +238,8 @@ class Faults:
     ``{"delay": 2.5}`` real seconds before handling normally, ``{"drop": true}`` close the
     connection without a response, ``{"operation": "stuck" | "fail", "msg": ..., "stage": n}``
     the long operation started by the call never finishes / ends failed.
+    ``{"method": "TLS", "address": ..., "tls": "rotated"}`` (TLS handshakes only: ``method`` must say ``TLS``):
+    the connections it fires on get another certificate (the address's next generation, as after a reinstall).
 
     Every rule counts ``matches`` (selector matched) and ``hits`` (action fired). The
     first rule (in insertion order) that fires wins; every selecting rule counts.

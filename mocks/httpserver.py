@@ -135,7 +135,8 @@ class EndpointHTTPServer(ThreadingHTTPServer):
             return
         if self.endpoint.scheme == "https":
             try:
-                conn = self.hub.tls.context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+                ctx = self.hub.tls_context(self.endpoint)      # the endpoint's own certificate (fault rules: rotated)
+                conn = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
             except (ssl.SSLError, OSError) as exc:
                 log.debug("sim TLS wrap failed: %s", exc)
                 conn.close()

@@ -124,6 +124,7 @@ class Hub:
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="smtx-sim-"))
         self._tls: TLSMaterial | None = None
+        self.tls_seed = ""                    # the plan's cluster name: certificates differ between clusters
         self._lock = threading.RLock()
         self._endpoints: dict[tuple[str, int, str], Endpoint] = {}
         self._alive: dict[str, bool] = {}
@@ -142,10 +143,22 @@ class Hub:
     # ---- TLS
     @property
     def tls(self) -> TLSMaterial:
+        """The CA and the per-endpoint certificates (each made on the first connection to its endpoint)."""
         if self._tls is None:
-            self._tls = TLSMaterial(self.workdir)
-            self._tls.issue(ep.address for ep in self.endpoints())
+            self._tls = TLSMaterial(self.workdir, self.tls_seed)
         return self._tls
+
+    def tls_context(self, ep: Endpoint):
+        """The server SSLContext for one new connection to ``ep``: its certificate, or the next generation's where
+        a fault rule ``{"method": "TLS", "tls": "rotated"}`` fires (explicit: HTTP rules never touch handshakes)."""
+        rule = self.faults.match("TLS", "/", ep.address, ep.port, explicit=True)
+        rotated = rule is not None and rule.action.get("tls") == "rotated"
+        return self.tls.context_for(ep.address, ep.port, ahead=1 if rotated else 0)
+
+    def set_tls_seed(self, seed: str) -> None:
+        self.tls_seed = seed
+        if self._tls is not None:
+            self._tls.set_seed(seed)
 
     @property
     def ca_bundle(self) -> str:
@@ -175,8 +188,6 @@ class Hub:
             self._endpoints[key] = ep
             if not internal:
                 self._alive.setdefault(address, False)
-            if not internal and self._tls is not None and address not in self._tls.names:
-                self._tls.issue([address])
         if up:
             self.set_up(address, port, True, proto="tcp")
         return ep
@@ -327,7 +338,7 @@ class Hub:
         if self._thread is not None:
             return
         _raise_fd_limit()
-        _ = self.tls                          # generate certificates before serving
+        _ = self.tls                          # the CA before serving (each endpoint's certificate on first use)
         with self._lock:
             for ep in self._endpoints.values():
                 if ep.proto == "tcp" and ep.up and ep.server is not None:

@@ -268,14 +268,17 @@ def _host_passwords(sim) -> None:
 # --------------------------------------------------------------------------- stage 04
 def _mgmt_network(sim):
     """The management VDS and the network the CloudTower VM's NIC uses: a VM network (type 3) named as
-    the plan's management network if there is one, else the deployment's management network."""
+    the plan's management network, else one on its VLAN, else ``default`` (a VM NIC may not sit on the system
+    network ``mgt-network``, issue 12 item 2)."""
     plan, fe = sim.plan, sim.fisheye
     vds = fe.vds_by_name(plan.mgmt.vds) or next((v for v in fe.vdses.values() if v.role == "mgt"), None)
     if vds is None:
         raise PresetError("no management VDS")
     vlans = [v for v in fe.vlans.values() if v.vds_uuid == vds.uuid]
-    vlan = (next((v for v in vlans if v.type == 3 and v.name == plan.mgmt.name), None)
-            or next((v for v in vlans if v.type == 1), None) or (vlans[0] if vlans else None))
+    vm_nets = [v for v in vlans if v.type == 3]
+    vlan = (next((v for v in vm_nets if v.name == plan.mgmt.name), None)
+            or next((v for v in vm_nets if v.vlan_id == (plan.mgmt.vlan_id or 0)), None)
+            or next((v for v in vm_nets if v.name == "default"), None))
     if vlan is None:
         raise PresetError(f"no network on the management VDS {vds.name}")
     return vds, vlan

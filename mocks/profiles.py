@@ -60,6 +60,23 @@ def _l2(blocked: bool | None) -> Callable[[object], None]:
     return apply
 
 
+STATUS_LAG_S = 25.0     # deploy-status-lags: simulated s after the POST before deploy_status knows the deployment
+VERIFY_LAG_S = 30.0     # deploy-status-lags: simulated s after the end before deploy_verify says deployed
+
+
+def _deploy_status(lags: bool) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        sim.deployment.status_lag_s = STATUS_LAG_S if lags else 0.0
+        sim.deployment.verify_lag_s = VERIFY_LAG_S if lags else 0.0
+    return apply
+
+
+def _installer_log(recoverable: bool) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        sim.install.recoverable_error = recoverable
+    return apply
+
+
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("sudo-password", "sudo", True,
             "host user smartx needs its password for sudo (field notes: sudo over SSH needs a PTY, password typed)",
@@ -94,11 +111,24 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             _l2(None)),
     Profile("l2-scan-empty", "l2-scan", False,
             "GET /api/v2/deployment/cluster finds nothing (LACP / VLAN sub-interfaces, field notes)", _l2(True)),
+    Profile("deploy-status-prompt", "deploy-status", True,
+            "deploy_status shows the deployment running from the POST on; deploy_verify is true once it ended",
+            _deploy_status(False)),
+    Profile("deploy-status-lags", "deploy-status", False,
+            f"deploy_status knows the deployment only {STATUS_LAG_S:.0f} s after the POST (400 EDEPLOYNOTFOUND until "
+            f"then) and deploy_verify turns true {VERIFY_LAG_S:.0f} s after it ended (the older tool waited 10 s "
+            f"before polling and retried verify 12 x 5 s)", _deploy_status(True)),
+    Profile("installer-log-clean", "installer-log", True,
+            "a successful CloudTower install logs no [ERROR] line", _installer_log(False)),
+    Profile("installer-log-recoverable-error", "installer-log", False,
+            "a successful CloudTower install logs an [ERROR] line it recovers from (an image pull retried)",
+            _installer_log(True)),
 )}
 
 META_PROFILES: dict[str, tuple[str, ...]] = {
-    # what the older tool's calls on real clusters point to (issue 12 items 3 and 8); defaults elsewhere
-    "real-gear": ("sudo-nopasswd", "vds-lacp-lacp"),
+    # what the older tool's calls on real clusters point to (issue 12 items 3, 4 and 8), and the recoverable
+    # installer [ERROR] line (item 7); defaults elsewhere
+    "real-gear": ("sudo-nopasswd", "vds-lacp-lacp", "deploy-status-lags", "installer-log-recoverable-error"),
 }
 
 

@@ -138,6 +138,7 @@ class Simulator:
         for note in world.notes:
             log.warning("sim seed: %s", note)
         self.plan, self.world = plan, world
+        self.hub.set_tls_seed(str(getattr(plan, "cluster_name", "") or ""))   # certificates: per cluster and address
         for h in world.hosts:
             self.deployment.hosts[h.mgmt_ip] = h
         self.deployment.l2_scan_blocked = world.l2_scan_blocked
@@ -223,6 +224,16 @@ class Simulator:
         """Path of the CA PEM that signs every simulated HTTPS endpoint's certificate."""
         return self.hub.ca_bundle
 
+    def certificate_fingerprint(self, address: str, port: int = 443) -> str:
+        """SHA-256 fingerprint (``AB:CD:…``) of the certificate ``address:port`` presents now."""
+        return self.hub.tls.fingerprint(str(address), port)
+
+    def rotate_certificate(self, address: str) -> str:
+        """A new TLS certificate for ``address`` (every port), as after a reinstall; returns its fingerprint on
+        443. Connections made from now on see it; a suite that pinned the old one must fail naming both."""
+        self.hub.tls.rotate(str(address))
+        return self.certificate_fingerprint(address)
+
     @property
     def control_url(self) -> str:
         return f"http://{LOOPBACK}:{self._control.local_port}"
@@ -277,7 +288,8 @@ class Simulator:
         families = {name: f.export_state() for name, f in self.families.items()}
         restore = {"families": families,
                    "endpoints": [[ep.address, ep.port, ep.proto, ep.up] for ep in self.hub.endpoints()],
-                   "alive": self.hub.alive_state(), "skew": self.clock.skew}
+                   "alive": self.hub.alive_state(), "skew": self.clock.skew,
+                   "tls": dict(self.hub.tls.generations)}
         restore["sim_now"] = self.clock.now()
         if not inspect:
             return {"version": SNAPSHOT_VERSION, "plan": {"sha256": getattr(self.plan, "sha256", None),
@@ -326,6 +338,8 @@ class Simulator:
                 self.hub.set_alive(address, bool(alive))
         for name, ip in (snapshot.get("dns") or {}).items():
             self.dns.add(name, ip)
+        if r.get("tls"):                                             # rotated certificates stay rotated
+            self.hub.tls.set_generations(r["tls"])
         for n in notes:
             log.warning("sim restore: %s", n)
         return notes

@@ -4,6 +4,12 @@ The vendor template must not be committed, so the project makes its own. The
 example validates clean, and tests derive their variants from it (host count,
 business networks, overrides, formula cells with or without cached values).
 Addresses are private 10.x like the template's: in simulation nothing connects to them.
+
+Every generated workbook carries a custom document property (:data:`EXAMPLE_PROPERTY`) whose value is a
+fingerprint of its address cells. The suite refuses such a workbook in real mode (without ``--simulate``)
+as long as the addresses still match the fingerprint (:func:`example_refusal`): the example's 10.x
+addresses belong to nobody the user knows. A copy edited into a real plan (any address changed) is not
+refused.
 """
 from __future__ import annotations
 
@@ -14,11 +20,23 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.comments import Comment
+from openpyxl.packaging.custom import StringProperty
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from clients.files import atomic_write
 
 from . import layout as L
+
+EXAMPLE_PROPERTY = "smtx-acceptance-example"   # custom document property: "addresses-sha256:<hex>"
+_FINGERPRINT_PREFIX = "addresses-sha256:"
+# every cell of the layout that holds an address (subnets and gateways, hosts, VIP, components, ER, test range,
+# NTP / DNS): the example marker's fingerprint covers exactly these
+ADDRESS_CELLS = (
+    *((L.SHEET_NET, f"{c}{r}") for r in range(3, 19) for c in "HI"),
+    *((L.SHEET_HOSTS, f"{c}{r}") for r in L.HOST_ROWS for c in "EIN"),
+    (L.SHEET_HOSTS, "I19"),
+    *((L.SHEET_MGMT, f"E{r}") for r in (*range(3, 12), 18, 19, 22, 23, 24, 25, 26)),
+)
 
 EXAMPLE_PASSWORDS = {
     "bmc": "Bmc#Demo2026", "host": "Host#Demo2026", "admin": "Root#Demo2026",
@@ -166,9 +184,64 @@ def write_example(path: str | os.PathLike, *, hosts: int = 4, business: int = 11
         wb[sheet][cell] = value
     wb.active = wb.sheetnames.index(L.SHEET_HOSTS)
     wb.save(path)
+    # the example marker: a fingerprint of the addresses as written (so an edited copy is no longer "the example")
+    wb.custom_doc_props.append(StringProperty(name=EXAMPLE_PROPERTY, value=_FINGERPRINT_PREFIX + address_fingerprint(path)))
+    wb.save(path)
     if cache_formulas:
         add_cached_values(path)
     return path
+
+
+def address_fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 over the values of :data:`ADDRESS_CELLS` as the workbook holds them."""
+    import hashlib
+
+    from .xlsx import Workbook as Reader
+
+    with Reader(path) as book:
+        lines = []
+        for sheet, cell in ADDRESS_CELLS:
+            value = book.cell(sheet, cell).value if book.has_sheet(sheet) else None
+            lines.append(f"{sheet}!{cell}={'' if value is None else str(value).strip()}")
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def example_marker(path: str | os.PathLike) -> str | None:
+    """The value of the workbook's example property (None when it has none, or is unreadable)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            if "docProps/custom.xml" not in z.namelist():
+                return None
+            root = ET.fromstring(z.read("docProps/custom.xml"))
+    except (OSError, zipfile.BadZipFile, ET.ParseError):
+        return None
+    for prop in root:
+        if prop.get("name") == EXAMPLE_PROPERTY:
+            return "".join(prop.itertext()).strip() or None
+    return None
+
+
+def example_refusal(path: str | os.PathLike) -> str | None:
+    """One line refusing a real-mode run of the generated example, or None.
+
+    Refused only while the marker is there *and* the addresses still match its fingerprint; a copy whose
+    addresses were edited into a real plan runs.
+    """
+    marker = example_marker(path)
+    if not marker or not marker.startswith(_FINGERPRINT_PREFIX):
+        return None
+    try:
+        unchanged = address_fingerprint(path) == marker[len(_FINGERPRINT_PREFIX):]
+    except Exception:  # noqa: BLE001 - an unreadable workbook is reported by the plan reader
+        return None
+    if not unchanged:
+        return None
+    name = Path(path).name
+    return (f"{name} 是生成的示例规划表，其中的 10.x 地址不属于你的网络：只能加 --simulate 运行（真实部署请用客户的规划表）/ "
+            f"{name} is the generated example workbook and its 10.x addresses are not yours: run it with --simulate "
+            f"(for a real deployment use the customer's workbook)")
 
 
 _FORMULA_CELL = re.compile(rb'<c r="([A-Z]+\d+)"([^>]*)><f>([^<]*)</f><v\s*/>(</c>)')

@@ -50,3 +50,22 @@ def simulator(plan_file: Path):
 
     plan, _ = load(plan_file)
     return Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False)
+
+
+REPORT_RESULT = {"passed": "Passed", "failed": "Failed", "error": "Error", "blocked": "Skipped", "skipped": "Skipped"}
+
+
+def disagreements(run_dir: Path) -> list[tuple[str, str, list[str]]]:
+    """(step, outcome in state.json, results in report.html) for every step of the last run where they differ."""
+    state = state_of(run_dir)
+    data, _ = report_of(run_dir)
+    run_no = len(state["runs"])
+    out = []
+    for sid, step in state["steps"].items():
+        if step.get("run") != run_no:
+            continue
+        results = [row["result"] for row in data["tests"].get(step["nodeid"], [])]
+        want = REPORT_RESULT.get(step["outcome"])
+        if want not in results or (step["outcome"] == "passed" and set(results) != {"Passed"}):
+            out.append((sid, step["outcome"], results))
+    return out

@@ -132,3 +132,108 @@ def test_acceptance_run_reports_a_bad_fault_rule_once(tmp_path, monkeypatch):
     assert proc.returncode == 4, out[-3000:]
     assert out.count("invalid simulator fault rule") == 1 and "oops" in out and "status" in out
     assert "Traceback" not in out and "ValueError" not in out and not (tmp_path / "run" / "state.json").exists()
+
+
+# --- resume input, --simulator, SMTX_SIM_PROFILE: one usage error each ----------------------------------------
+
+PLAN = ROOT / "examples" / "plan-example.xlsx"
+
+
+def _state(run_dir: Path, content=None) -> Path:
+    """A delivery folder of the example plan: a real run state (generation 1), or ``content`` as state.json."""
+    from fixtures.run import RunState
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if content is not None:
+        (run_dir / "state.json").write_text(content, encoding="utf-8")
+        return run_dir
+    plan, _ = load(PLAN)
+    RunState.create(run_dir, plan_path=PLAN, plan_sha256=plan.sha256, cluster=plan.cluster_name,
+                    mode="simulated").save()
+    return run_dir
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("[]", "it holds a JSON list, not an object"),
+    ("{}", "it is an empty object"),
+    ('{"plan": {"sha256": "x"}, "runs": [], "steps": [], "outputs": {}}', "'steps' is missing or malformed"),
+    ('{"plan": {"sha256": "x"}, "runs": [1], "steps": {}, "outputs": {}}', "a run, step or intent record"),
+])
+def test_a_state_that_is_not_a_run_state_is_refused_by_name(tmp_path, content, needle):
+    from fixtures.run import ResumeError, RunState
+
+    with pytest.raises(ResumeError) as exc:
+        RunState.load(_state(tmp_path / "r", content), plan_sha256="x")
+    msg = str(exc.value)
+    assert needle in msg and "不是本套件的运行状态" in msg and "--resume" in msg
+    assert "SHA-256" not in msg.replace("the plan's SHA-256 is missing", "")   # never "the plan changed"
+
+
+@pytest.mark.parametrize("world, needle", [
+    ("garbage{", "JSONDecodeError"),
+    ('{"generation": 1, "restore": {"bogus": 1}}', "does not restore"),
+    ('{"generation": 1, "version": 1, "restore": {"families": {}}}', "does not restore"),
+])
+def test_a_corrupt_saved_world_is_refused_by_name(tmp_path, world, needle):
+    from fixtures.session import _open_world
+    from fixtures.run import RunState
+
+    run_dir = _state(tmp_path / "r")
+    (run_dir / "simulator-state.json").write_text(world, encoding="utf-8")
+    plan, _ = load(PLAN)
+    state = RunState.load(run_dir, plan_sha256=plan.sha256)
+    with pytest.raises(pytest.UsageError) as exc:
+        _open_world(run_dir, state, plan, resume=True)
+    msg = str(exc.value)
+    assert "模拟世界文件已损坏" in msg and "corrupt" in msg and needle in msg and "\n" not in msg
+
+
+def test_a_fresh_saved_world_still_resumes(tmp_path):
+    from fixtures.session import _open_world
+    from fixtures.run import RunState
+
+    run_dir = _state(tmp_path / "r")
+    (run_dir / "simulator-state.json").write_text('{"generation": 1, "fresh": true}', encoding="utf-8")
+    plan, _ = load(PLAN)
+    world = _open_world(run_dir, RunState.load(run_dir, plan_sha256=plan.sha256), plan, resume=True)
+    assert world.snapshot is None and world.generation == 1
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8000", "ftp://127.0.0.1:1", "127.0.0.1:1", "http://[::1"])
+def test_simulator_url_off_loopback_is_refused_without_contact(url, monkeypatch):
+    from fixtures import session
+    import mocks.remote
+
+    monkeypatch.setattr(mocks.remote, "RemoteSimulator", lambda *a, **k: pytest.fail("contacted " + url))
+    problem = session.simulator_url_problem(url)
+    assert problem and "--simulator" in problem and "loopback" in problem and "\n" not in problem
+
+
+def test_simulator_url_with_nothing_answering_is_one_line():
+    from fixtures.session import simulator_url_problem
+
+    problem = simulator_url_problem("http://127.0.0.1:9")
+    assert problem and "no simulator answers at http://127.0.0.1:9" in problem and "\n" not in problem
+
+
+@pytest.mark.parametrize("case", ["state-list", "simulator-url", "profile"])
+def test_acceptance_run_refuses_bad_input_in_one_line(case, tmp_path, monkeypatch):
+    """A bad input is one usage error (exit 4): no INTERNALERROR, no traceback, no step, nothing created."""
+    run_dir = tmp_path / "r"
+    args = ["--plan", str(PLAN), "--simulate", "--run-dir", str(run_dir)]
+    if case == "state-list":
+        _state(run_dir, "[]")
+        args = ["--plan", str(PLAN), "--simulate", "--resume", str(run_dir)]
+        needle = "is not a run state of this suite (it holds a JSON list, not an object)"
+    elif case == "simulator-url":
+        args = ["--plan", str(PLAN), "--simulator", "http://192.0.2.10:8080", "--run-dir", str(run_dir)]
+        needle = "--simulator takes the control URL of a simulator on loopback"
+    else:
+        monkeypatch.setenv("SMTX_SIM_PROFILE", "no-such-profile")
+        needle = "bad simulator profile: SMTX_SIM_PROFILE: unknown simulator profile 'no-such-profile'"
+    proc = run_suite(*args, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert out.count(needle) == 1, out[-3000:]
+    assert "INTERNALERROR" not in out and "Traceback" not in out and "passed" not in out
+    assert case == "state-list" or not run_dir.exists()

@@ -33,6 +33,8 @@ SAMPLES = [
     O.CloudTowerVm("cloudtower", "vm1", "l0", "ovsbr-mgt"), O.CloudTowerOs("openEuler 22.03"),
     O.CloudTowerSetup("ACME", "org1"), O.CloudTowerNtp("ntp1;ntp2"), O.CloudTowerDns(["10.0.0.2"]),
     O.CloudTowerLicense(license_serial="CT-1", software_edition="ENTERPRISE", type="TRIAL"),
+    O.Versions(packages={"cloudtower": "cloudtower-v4.7.1.iso (4.7.1)"}, hosts={"10.0.20.11": "6.2.0P4"},
+               deployed={"smtx_os": "6.2.0P4", "cloudtower": "4.7.1"}),
 ]
 
 

@@ -385,7 +385,8 @@ def test_vds_list_has_the_deployment_vdses(authed, plan):
     mgmt = vdses[0]
     assert set(mgmt) == {"uuid", "bond_mode", "bond_name", "bond_type", "description", "name", "ovsbr_name",
                          "qos_enable", "rb_interval", "type", "work_mode", "hosts_associated", "vlans_count"}
-    assert mgmt["type"] == 1 and mgmt["bond_mode"] == plan.mgmt.bond_mode and mgmt["vlans_count"] == 0
+    # vlans_count counts the system network too: mgt-network and default (guide lines 3176-3187, issue 12 item 2)
+    assert mgmt["type"] == 1 and mgmt["bond_mode"] == plan.mgmt.bond_mode and mgmt["vlans_count"] == 2
     assert {tuple(h["nics_associated"]) for h in mgmt["hosts_associated"]} == {tuple(plan.mgmt.nics)}
     assert len(mgmt["hosts_associated"]) == len(plan.hosts)
     assert re.fullmatch(r"bond-m-[0-9a-f]{8}", mgmt["bond_name"]) and mgmt["bond_name"][7:] == mgmt["uuid"][:8]
@@ -395,7 +396,8 @@ def test_vds_list_has_the_deployment_vdses(authed, plan):
         assert {vdses[0]["ovsbr_name"], vdses[1]["ovsbr_name"]} <= names
     assert api.data(api.get(f"/api/v2/network/vds/{mgmt['uuid']}")) == mgmt
     vlans = api.data(api.get(f"/api/v2/network/vds/{mgmt['uuid']}/vlans"))
-    assert [(v["name"], v["vlan_id"], v["type"]) for v in vlans] == [("mgt-network", plan.mgmt.vlan_id or 0, 1)]
+    assert [(v["name"], v["vlan_id"], v["type"]) for v in vlans] == [("mgt-network", plan.mgmt.vlan_id or 0, 1),
+                                                                     ("default", plan.mgmt.vlan_id or 0, 3)]
     assert_envelope_error(api.get(f"/api/v2/network/vds/{uuid.uuid4()}"), 404)
 
 
@@ -459,13 +461,13 @@ def test_create_business_vds_and_vlans(authed, plan):
     assert api.data(api.get(url))[:3] == created
     assert api.data(api.get(f"/api/v2/network/vds/{vds_uuid}"))["vlans_count"] == 5
 
-    # 存储独立: business networks on the management VDS; vlans_count counts only them (type 3)
+    # 存储独立: business networks on the management VDS; vlans_count counts mgt-network and default too
     mgmt = next(v for v in api.data(api.get("/api/v2/network/vds")) if v["name"] == plan.mgmt.vds)
     murl = f"/api/v2/network/vds/{mgmt['uuid']}/vlans"
     assert_envelope_error(api.post(murl, json={"name": "mgt-network", "vlan_id": 5}), 400, "mgt-network")
     api.data(api.post(murl, json={"name": plan.business[0].name, "vlan_id": 1120, "vds_uuid": mgmt["uuid"]}))
-    assert api.data(api.get(f"/api/v2/network/vds/{mgmt['uuid']}"))["vlans_count"] == 1
-    assert [v["type"] for v in api.data(api.get(murl))] == [1, 3]
+    assert api.data(api.get(f"/api/v2/network/vds/{mgmt['uuid']}"))["vlans_count"] == 3
+    assert [v["type"] for v in api.data(api.get(murl))] == [1, 3, 3]
 
 
 def test_vds_job_failure_frees_the_nics(authed, plan):

@@ -55,7 +55,8 @@ def upload_iso(api: Api, size: int = 2 * CHUNK + 100, name: str = ISO_NAME) -> d
 
 def mgmt_network(api: Api) -> tuple[dict, dict]:
     vds = api.data(api.get("/api/v2/network/vds"))[0]                  # the management VDS comes first
-    vlan = api.data(api.get(f"/api/v2/network/vds/{vds['uuid']}/vlans"))[0]
+    vlans = api.data(api.get(f"/api/v2/network/vds/{vds['uuid']}/vlans"))
+    vlan = next(v for v in vlans if v["name"] == "default" and v["type"] == 3)   # the VM network beside mgt-network
     return vds, vlan
 
 

@@ -7,7 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fixtures.outputs import AddressesInUse, Warnings
+from clients.tls import TlsError
+from fixtures.outputs import AddressesInUse, Versions, Warnings
+from plan import versions as V
 from plan.render import format_table
 
 pytestmark = [pytest.mark.stage01, pytest.mark.preflight]
@@ -28,15 +30,23 @@ def test_plan_validates(run, step):
 
 
 @pytest.mark.dependency(name="01.hosts", depends=["01.plan"], scope="session")
-def test_hosts_answer_deployment_api(plan, deploy_clients, step):
+def test_hosts_answer_deployment_api(plan, deploy_clients, state, step):
     """每台主机的部署 API 可访问 / Every host answers on the deployment API"""
-    unreachable = {}
+    unreachable, os_versions = {}, {}
     for host in plan.hosts:
         try:
             scan = deploy_clients[str(host.mgmt_ip)].scan_host()
-            step.note(f"{host.mgmt_ip}: {scan.get('product')} {scan.get('version')} ({scan.get('hostname')})")
+            step.note(f"{host.mgmt_ip}: {scan.get('product')} {scan.get('version')} {scan.get('patch_version') or ''} "
+                      f"({scan.get('hostname')})")
+            if (version := V.host_version(scan)) is not None:
+                os_versions[str(host.mgmt_ip)] = version
+        except TlsError:  # a changed or unverifiable certificate: say so in full, never "not answering"
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure is reported per host below
             unreachable[str(host.mgmt_ip)] = str(exc).splitlines()[0]
+    if os_versions:   # compared with 主机规划!C19 by 01.versions
+        known = state.take(Versions) or Versions()
+        state.put(Versions(packages=known.packages, hosts=os_versions, deployed=known.deployed))
     assert not unreachable, "以下主机的部署 API 不可达 / hosts not answering: " + "; ".join(
         f"{ip}: {why}" for ip, why in unreachable.items())
 
@@ -75,6 +85,43 @@ def test_ntp_and_dns_servers_answer(plan, amap, step):
                         + ", ".join(silent))
 
 
+@pytest.mark.dependency(name="01.versions", depends=["01.plan"], scope="session")
+def test_planned_versions_match(plan, run, packages, state, step):
+    """规划版本与安装包、主机版本一致（不一致为警告）/ Planned versions match the packages and hosts (else a warning)"""
+    names = package_names(run, packages)
+    found = V.package_versions(names)
+    known = state.take(Versions) or Versions()
+    warnings, seen = [], {}
+    for p in V.planned(plan):
+        if p.version is None:
+            warnings.append(V.unreadable(p))
+            continue
+        for name, version in found.get(p.key, []):
+            seen[p.key] = f"{name} ({version or '?'})"
+            if version is not None and not V.same(p.version, version):
+                warnings.append(V.mismatch(p, version, f"安装包 {name} ", f"the package {name}"))
+        if p.key == "smtx_os":
+            for ip, version in sorted(known.hosts.items()):
+                if not V.same(p.version, version):
+                    warnings.append(V.mismatch(p, version, f"主机 {ip} ", f"host {ip}"))
+        step.note(f"{p.label}: 规划 / planned {p.text} ({p.ref}); 安装包 / package: {seen.get(p.key, '-')}")
+    if not names:
+        step.note("未给出 --packages（或目录为空）：未与安装包比较 / no --packages (or it is empty): packages not compared")
+    state.put(Versions(packages=seen, hosts=known.hosts, deployed=known.deployed))
+    for w in warnings:   # a warning, never a failure: the report repeats it at the top
+        step.note(w)
+        state.put((state.take(Warnings) or Warnings()).adding(w))
+
+
+def package_names(run, packages) -> list[str]:
+    """File names in --packages; in simulate mode without it, the stand-ins the run would generate."""
+    if run.packages is not None:
+        return [p.name for p in run.packages.iterdir() if p.is_file()] if run.packages.is_dir() else []
+    if run.simulate:
+        return [name for name, _size in packages.STANDINS.values()]
+    return []
+
+
 PROBE_WORKERS = 32              # addresses probed at once (the plan's test range alone has up to 64)
 PROBE_TIMEOUT = 1.0             # seconds per ping / TCP connect: a silent address costs at most 4 of them
 PROBE_PORTS = (22, 80, 443)
@@ -98,5 +145,7 @@ def _probe_all(amap, ips: list[str]) -> list[bool]:
 def _already_deployed(api) -> bool:
     try:
         return bool(api.deploy_verify().get("is_deployed"))
+    except TlsError:  # not "not deployed": the host's identity is in doubt
+        raise
     except Exception:  # noqa: BLE001 - an unreachable host is reported by 01.hosts
         return False

@@ -133,6 +133,7 @@ def test_business_vds(valid_plan, fisheye, cluster_address, state, step):
 def test_business_vlans(valid_plan, fisheye, state, step):
     """创建业务网络并核对 vlans_count / Create the business networks; vlans_count equals the plan"""
     vds = state.take(BusinessVds)
+    before = fisheye.get_vds(vds.uuid).get("vlans_count")
     existing = {(v["name"], v["vlan_id"]): v for v in fisheye.list_vlans(vds.uuid)}
     created, kept = [], []
     for net in valid_plan.business:
@@ -147,8 +148,35 @@ def test_business_vlans(valid_plan, fisheye, state, step):
     vlans = [v for v in fisheye.list_vlans(vds.uuid) if (v["name"], v["vlan_id"]) in planned]
     state.put(BusinessVlans([Vlan(v["name"], v["vlan_id"], v.get("uuid")) for v in vlans]))
     assert len(vlans) == len(planned), f"业务网络缺失 / missing networks: {planned - {(v['name'], v['vlan_id']) for v in vlans}}"
+    # guide lines 884-901: vlans_count against the plan's business networks. On a shared management VDS (存储独立) it
+    # counts the system networks too (mgt-network, default): what was there before plus what this step created.
     count = fisheye.get_vds(vds.uuid).get("vlans_count")
-    assert count == len(planned), f"vlans_count={count}，规划业务网络 {len(planned)} 个 / planned {len(planned)}"
+    assert count == before + len(created), (
+        f"vlans_count={count}，之前 {before} 个 + 新建业务网络 {len(created)} 个 / expected {before} before + "
+        f"{len(created)} created (planned business networks: {len(planned)})")
+
+
+@pytest.mark.dependency(name="03.mgmt_network", depends=["03.login"], scope="session")
+def test_extra_mgmt_network(valid_plan, fisheye, step):
+    """创建管理组件网络（虚拟网络第 5 行）/ Create the extra management network (虚拟网络 row 5) for CloudTower & co.
+
+    Created as the business networks are (guide lines 844-869), on the management VDS the row shares with row 4;
+    04.vm puts the CloudTower VM on it when its IP is in that network."""
+    net = valid_plan.extra_mgmt
+    if not net.used:
+        step.note("规划表没有管理组件网络，CloudTower 使用管理交换机上的虚拟机网络 / no extra management network planned: "
+                  "CloudTower goes on the management VDS's VM network")
+        return
+    vds = fisheye.find_vds(valid_plan.mgmt.vds)
+    assert vds, f"找不到管理虚拟交换机 {valid_plan.mgmt.vds} / management VDS {valid_plan.mgmt.vds} not found"
+    if any(v.get("name") == net.name for v in fisheye.list_vlans(vds["uuid"])):
+        step.note(f"{net.name} 已存在，保留 / {net.name} exists; kept")
+    else:
+        fisheye.create_vlan(vds["uuid"], net.name, net.vlan_id or 0)
+        step.note(f"已在 {vds['name']} 上创建 {net.name}（VLAN {net.vlan_id or 0}）/ created on {vds['name']}")
+    found = [v for v in fisheye.list_vlans(vds["uuid"]) if v.get("name") == net.name]
+    assert found and found[0].get("vlan_id") == (net.vlan_id or 0), (
+        f"{net.name} 未按规划创建 / {net.name} is not there as planned (VLAN {net.vlan_id or 0}): {found}")
 
 
 @pytest.mark.dependency(name="03.host_passwords", depends=["02.deploy"], scope="session")

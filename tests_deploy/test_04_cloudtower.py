@@ -6,13 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from clients.cloudtower import INSTALLER, LOG_STALL_LIMIT, PREINSTALL, SUCCESS, InstallLog
+from clients.cloudtower import INSTALLER, PREINSTALL, InstallLog
 from clients.fisheye import IsoUpload
-from clients.payloads import cloudtower_vm_body
+from clients.payloads import cloudtower_network, cloudtower_vm_body, vm_network
 from clients.poll import wait_for
+from clients.tls import TlsError
 from clients.upload import StateJournal, finished_images, upload_file
 from fixtures.outputs import (AddressesInUse, CloudTowerDns, CloudTowerIso, CloudTowerLicense, CloudTowerNtp, CloudTowerOs,
-                              CloudTowerSetup, CloudTowerVm)
+                              CloudTowerSetup, CloudTowerVm, Warnings)
 
 pytestmark = pytest.mark.stage04
 
@@ -30,6 +31,8 @@ def _assert_cloudtower_answers(cloudtower, ip: str, pacing) -> None:
     def answers() -> bool:
         try:
             data = cloudtower.tower_setup()
+        except TlsError:  # a changed or unverifiable certificate: terminal, never waited out
+            raise
         except Exception as exc:  # noqa: BLE001 - not CloudTower (yet): say what answered
             seen[:] = [str(exc).splitlines()[0][:200]]
             return False
@@ -83,25 +86,29 @@ def test_upload_cloudtower_iso(fisheye, packages, state, step, pacing):
                       uuid=listed[0].get("uuid"), **known.figures(result)))
 
 
-def _mgmt_network(plan, fisheye) -> tuple[dict, dict]:
-    """The management VDS (its ovsbr) and the management network's VLAN on it."""
+def _vm_network(plan, fisheye) -> tuple[dict, dict]:
+    """The management VDS (its ovsbr) and the VM network the CloudTower VM goes on (guide lines 1522-1532: the VM's
+    NIC sits on ``default``, type 3): the extra management network where the plan puts CloudTower there (created by
+    03.mgmt_network), else the management network's VM network by name or VLAN, else ``default``."""
     vds = fisheye.find_vds(plan.mgmt.vds)
     assert vds, f"找不到管理虚拟交换机 {plan.mgmt.vds} / management VDS {plan.mgmt.vds} not found"
+    net = cloudtower_network(plan)
     vlans = fisheye.list_vlans(vds["uuid"])
-    vlan = next((v for v in vlans if v.get("name") == "mgt-network"), None) or \
-        next((v for v in vlans if v.get("type") == 1), None)
-    assert vlan, f"管理交换机上找不到管理网络 / no management network on {plan.mgmt.vds}: {vlans}"
+    vlan = vm_network(vlans, net.name, net.vlan_id, fallback=net is plan.mgmt)
+    assert vlan, (f"管理交换机上找不到 CloudTower 的虚拟机网络 {net.name}（VLAN {net.vlan_id or 0}）/ no VM network for "
+                  f"CloudTower on {plan.mgmt.vds} ({net.name}, VLAN {net.vlan_id or 0}): "
+                  f"{[(v.get('name'), v.get('type'), v.get('vlan_id')) for v in vlans]}")
     return vds, vlan
 
 
-@pytest.mark.dependency(name="04.vm", depends=["04.iso_upload"], scope="session")
+@pytest.mark.dependency(name="04.vm", depends=["04.iso_upload", "03.mgmt_network"], scope="session")
 def test_create_cloudtower_vm(valid_plan, fisheye, cluster_address, state, step):
     """创建 CloudTower 虚拟机并挂载 ISO / Create the CloudTower VM with the ISO attached"""
     name = valid_plan.cloudtower.vm_name
     with state.intent("04.vm", op="create_vm") as it:
         cluster_address.reattach(it, f"创建虚拟机 {name} / create VM")  # a job an interrupted run submitted
         existing = [v for v in fisheye.list_vms() if v.get("vm_name") == name]
-        vds, vlan = _mgmt_network(valid_plan, fisheye)
+        vds, vlan = _vm_network(valid_plan, fisheye)
         if existing:
             uuid = existing[0]["uuid"]
             step.note(f"虚拟机 {name} 已存在（{uuid}），复用 / VM {name} exists; reused")
@@ -150,8 +157,7 @@ def test_wait_for_os_install(fisheye, run, state, step, pacing):
 def test_set_cloudtower_ip(valid_plan, fisheye, cluster_address, amap, state, step):
     """通过 VM tools 配置 CloudTower 虚拟机 IP / Give the VM its IP through VM tools"""
     ct, vm_state = valid_plan.cloudtower, state.take(CloudTowerVm)
-    net = valid_plan.extra_mgmt if valid_plan.extra_mgmt.used and ct.ip in valid_plan.extra_mgmt.subnet \
-        else valid_plan.mgmt
+    net = cloudtower_network(valid_plan)     # the network 04.vm put the VM on: its gateway and netmask
     vm = fisheye.get_vm(vm_state.uuid)
     if str(ct.ip) in _guest_ips(vm):
         step.note(f"虚拟机已有 IP {ct.ip} / the VM already has {ct.ip}")
@@ -186,8 +192,8 @@ def test_install_cloudtower(valid_plan, cloudtower_ssh, cloudtower, amap, state,
             step.note("续跑：跟随上次运行启动的安装程序的日志，不重新安装 / resume: following the log of the installer the "
                       "interrupted run started; not started again")
             log = _follow(InstallLog(cloudtower_ssh, pacing, offset=it.get("log_offset")), pacing)
-            if log.error or log.stalled:
-                step.note(f"上次的安装失败，重新安装 / that install failed; installing anew:\n{log.tail(5)}")
+            if not log.succeeded:
+                step.note(f"上次的安装失败（{log.verdict}），重新安装 / that install failed; installing anew:\n{log.tail(5)}")
                 log = None
         if log is None:
             # The installer needs name resolution: write resolv.conf before it runs, not after (field notes).
@@ -200,9 +206,12 @@ def test_install_cloudtower(valid_plan, cloudtower_ssh, cloudtower, amap, state,
             it.attach(installer="started")
             _follow(log, pacing)
     step.save("nohup.out.txt", log.tail(200))
-    assert not log.error, f"安装日志报错 / the installer log shows an error:\n{log.tail(30)}"
-    assert not log.stalled, f"安装日志 {LOG_STALL_LIMIT // 60} 分钟无新内容 / the log stopped growing:\n{log.tail(30)}"
-    assert SUCCESS in log.text
+    # only the success line is documented: other [ERROR] lines are the customer's to look at, not a verdict
+    for line in log.errors:
+        state.put((state.take(Warnings) or Warnings()).adding(
+            f"CloudTower 安装日志中的 [ERROR] 行，请核对 / an [ERROR] line in the CloudTower installer log; check it: "
+            f"{line[:300]}"))
+    assert log.succeeded, f"{log.verdict}:\n{log.tail(30)}"
 
 
 def _follow(log: InstallLog, pacing) -> InstallLog:
@@ -222,6 +231,8 @@ def test_https_answers(valid_plan, amap, cloudtower, pacing):
             return False
         try:
             return cloudtower.request("GET", "/").status_code < 500  # 443 may accept before the API answers
+        except TlsError:  # a changed or unverifiable certificate: terminal, never waited out
+            raise
         except Exception:  # noqa: BLE001 - not ready yet
             return False
 

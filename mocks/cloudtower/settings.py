@@ -67,4 +67,13 @@ class SettingsMixin:
 
     def deploy_view(self) -> dict:
         return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"smtx-sim://cloudtower/{self.ip}/deploy")),
-                "license": self.license_view()}
+                "license": self.license_view(), "version": self.installed_version()}
+
+    def installed_version(self) -> str:
+        """The version that was installed here: the CloudTower ISO's (the installer model reads it from the VM's
+        CD-ROM image name), else the plan's, else 4.7.1 (``Deploy.version`` of the CloudTower SDK)."""
+        install = getattr(getattr(getattr(self, "smtx", None), "sim", None), "install", None)
+        try:
+            return install._version(self.ip) if install is not None else "4.7.1"
+        except Exception:  # noqa: BLE001 - a partial simulator (unit tests) has no VMs
+            return "4.7.1"

@@ -59,6 +59,12 @@ class DeploymentModel:
         # What deploy_status returns once a run has ended (the guide calls that body unreliable):
         # "state" -> 200 envelope with state "success"/"failed"; "error" -> HTTP 500 error envelope.
         self.finished_status = "state"
+        # Profile deploy-status-lags (issue 12 item 4; the older tool waited 10 s before its first poll and retried
+        # deploy_verify 12 x 5 s on real gear): for status_lag_s simulated seconds after the POST, deploy_status
+        # does not know the deployment yet (400 EDEPLOYNOTFOUND, as before any deploy); for verify_lag_s after the
+        # deployment ended, deploy_verify still answers is_deployed false.
+        self.status_lag_s = 0.0
+        self.verify_lag_s = 0.0
         self._ids = itertools.count(1)
 
     # ---- lookup
@@ -176,14 +182,18 @@ class DeploymentModel:
 
     def verify(self, address: str) -> dict:
         self.settle()
+        now = self.clock.now()
         with self.lock:
-            return {"is_deployed": self.hosts[address].deployed, "platform": "kvm"}
+            host = self.hosts[address]
+            op = self.operation_for(host)
+            lagging = op is not None and op.finished_at is not None and now < op.finished_at + self.verify_lag_s
+            return {"is_deployed": host.deployed and not lagging, "platform": "kvm"}
 
     def status(self, host: SimHost) -> tuple[int, dict] | None:
         """``(http_status, envelope)`` of deploy_status for ``host``; None when it has no operation."""
         self.settle()
         op = self.operation_for(host)
-        if op is None:
+        if op is None or self.clock.now() < op.started + self.status_lag_s:   # not registered yet (lag profile)
             return None
         p = op.progress(self.clock.now())
         data = {"current_stage": p["current_stage"], "msg": p["msg"], "stage_info": p["stage_info"],
@@ -258,7 +268,8 @@ class DeploymentModel:
         with self.lock:
             return {"hosts": [h.export_state() for h in self.hosts.values()],
                     "operations": [_op_state(op) for op in self.operations],
-                    "l2_scan_blocked": self.l2_scan_blocked, "finished_status": self.finished_status}
+                    "l2_scan_blocked": self.l2_scan_blocked, "finished_status": self.finished_status,
+                    "status_lag_s": self.status_lag_s, "verify_lag_s": self.verify_lag_s}
 
     def import_state(self, state: dict) -> list[str]:
         """Restore :meth:`export_state` output over the seeded hosts. Hosts the snapshot has but
@@ -275,6 +286,8 @@ class DeploymentModel:
             self.operations = [_op_from_state(o) for o in state.get("operations", [])]
             self.l2_scan_blocked = bool(state.get("l2_scan_blocked", self.l2_scan_blocked))
             self.finished_status = state.get("finished_status", self.finished_status)
+            self.status_lag_s = float(state.get("status_lag_s", self.status_lag_s))
+            self.verify_lag_s = float(state.get("verify_lag_s", self.verify_lag_s))
             top = max((int(m.group(1)) for op in self.operations
                        for m in [re.match(r"^deploy-(\d+)$", op.id)] if m), default=0)
             self._ids = itertools.count(top + 1)

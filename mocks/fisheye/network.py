@@ -16,6 +16,10 @@ from .jobs import Job, JobBoard
 # VLAN ``type``: 3 is the guide's (a VM / business network). 1 and 2 are the simulator's choice for
 # the system networks the deployment creates (management, storage).
 VLAN_TYPE_MGMT, VLAN_TYPE_STORAGE, VLAN_TYPE_VM = 1, 2, 3
+# The VM network every deployment leaves on the management VDS beside the system network ``mgt-network``
+# (guide lines 3176-3187: the management VDS lists both; lines 1522-1532: the guide's VM sits on ``default``,
+# type 3). It takes the management network's VLAN (the guide's sample: both VLAN 0).
+DEFAULT_VM_NETWORK = "default"
 # VDS ``type``: the guide's sample shows 1. The simulator reads it as "OVS VDS" and uses 1 for every
 # VDS, the deployment's management and storage VDS included (their role shows in their VLANs).
 VDS_TYPE = 1
@@ -117,6 +121,9 @@ class Network:
         for n in p.get("networks", []):
             if isinstance(n, dict) and n.get("attached_vds") in by_name:
                 self._seed_vlan(op.cluster_name, by_name[n["attached_vds"]], n)
+                if n.get("network_type") == "mgt":
+                    self._seed_vlan(op.cluster_name, by_name[n["attached_vds"]],
+                                    {"name": DEFAULT_VM_NETWORK, "network_type": "vm", "mode": n.get("mode")})
 
     def _seed_vds(self, op: DeployOperation, v: dict, role: str) -> None:
         name = v["name"]
@@ -136,6 +143,8 @@ class Network:
         ntype = n.get("network_type")
         vtype = {"mgt": VLAN_TYPE_MGMT, "storage": VLAN_TYPE_STORAGE}.get(ntype, VLAN_TYPE_VM)
         name = n.get("name") or f"{ntype}-network"
+        if any(v.vds_uuid == vds.uuid and v.name == name for v in self.vlans.values()):
+            return
         lu = str(uuid.uuid5(uuid.NAMESPACE_URL, f"smtx-sim://vlan/{cluster_name}/{vds.name}/{name}"))
         self.vlans[lu] = Vlan(lu, name, vds.uuid, int(ids[0]) if isinstance(ids[0], int) else 0, vtype)
 
@@ -227,10 +236,21 @@ class Network:
         return vds
 
     def vlans_count(self, vds_uuid: str) -> int:
-        """VM (business, type 3) networks on the VDS: the management / storage networks the
-        deployment created are not counted (the guide compares vlans_count with the plan's
-        business network count, also on the management VDS of 存储独立)."""
-        return sum(1 for v in self.vlans.values() if v.vds_uuid == vds_uuid and v.type == VLAN_TYPE_VM)
+        """Every network on the VDS, the system ones included: on real gear the management VDS counts
+        ``mgt-network`` and ``default`` too (CloudTower's view of it, guide lines 3176-3187: ``vlans_num: 2``), so
+        on the management VDS of 存储独立 it is what was there before plus the business networks (issue 12 item 2);
+        on a business VDS it equals the business networks (the guide's check, lines 884-901)."""
+        return sum(1 for v in self.vlans.values() if v.vds_uuid == vds_uuid)
+
+    def vm_network_problem(self, vlan_uuid: str) -> str | None:
+        """Why a VM NIC may not sit on that network (None: it may): only VM networks (type 3) take VM NICs; the
+        system networks (management, storage) do not (issue 12 item 2)."""
+        vlan = self.vlans.get(vlan_uuid)
+        if vlan is None or vlan.type == VLAN_TYPE_VM:
+            return None
+        kind = {VLAN_TYPE_MGMT: "management", VLAN_TYPE_STORAGE: "storage"}.get(vlan.type, "system")
+        return (f"network {vlan.name} is a {kind} system network (type {vlan.type}); a VM NIC needs a VM network "
+                f"(type {VLAN_TYPE_VM}), e.g. {DEFAULT_VM_NETWORK} on the management VDS")
 
     def list_vds(self) -> list[dict]:
         with self.ctx.lock:

@@ -7,8 +7,8 @@ specs; :mod:`.vm` holds the VM record and its shapes. The model lives beside fis
 * jobs -- VM creation and update are fisheye :class:`~mocks.fisheye.models.Job` objects (in
   ``fisheye.jobs``, so ``GET /api/v2/jobs/{id}`` serves them; fault rules apply the same way);
   this model watches their state (computed from simulated time) and applies the effects;
-* networks -- a NIC's ``vlan_uuid`` must be a VLAN of ``fisheye.vlans`` on a ready VDS whose
-  ``ovsbr_name`` equals the NIC's ``ovs``;
+* networks -- a NIC's ``vlan_uuid`` must be a VM network (type 3, not the system ``mgt-network`` / storage
+  network) of ``fisheye.vlans`` on a ready VDS whose ``ovsbr_name`` equals the NIC's ``ovs``;
 * images -- a CD-ROM ``path`` must be the path of a finished image (``fisheye.image_by_path``).
 
 The life of a VM: ``POST /api/v2/vms`` -> job (pending -> running -> done) -> the VM exists and,
@@ -171,7 +171,8 @@ class VmsModel:
         if not isinstance(ovs, str) or ovs != vds.ovsbr_name:
             return [f"{where}.ovs {ovs!r} is not the bridge of network {vlan.name}: its VDS {vds.name} has "
                     f"ovsbr_name {vds.ovsbr_name}"]
-        return []
+        system = self.fisheye.network.vm_network_problem(vlan_uuid)     # real gear: no VM NIC on a system network
+        return [f"{where}.vlan_uuid: {system}"] if system else []
 
     def _disk_problems(self, where: str, d: DiskSpec, policies: set[str]) -> list[str]:
         if d.type == "disk":
