@@ -8,9 +8,15 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Many tests start whole pytest runs of the suite. Where the environment forbids bytecode caches
+# (PYTHONDONTWRITEBYTECODE), each of those processes would compile, and assertion-rewrite, every module of
+# the package again (about 1.5 s of CPU each); the processes they start may keep caches (git ignores them).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 TEMPLATE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "plan-template.xlsx"
 REFERENCE = TEMPLATE.parent

@@ -227,6 +227,7 @@ def _deploy_setup(sim, plan, tmp_path):
     return run, clients, first
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_the_deploy_step_passes_when_status_and_verify_lag(make, plan, tmp_path):
     """Before: right after the POST deploy_status answered "no task" (not running), so the wait ended at once and
     the one deploy_verify said not deployed."""
@@ -245,6 +246,7 @@ def test_the_deploy_step_passes_when_status_and_verify_lag(make, plan, tmp_path)
     assert len(verifies) > 2, "deploy_verify was asked again while it lagged"
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_a_resume_inside_the_status_lag_does_not_deploy_twice(make, plan, tmp_path):
     """Before: a resume found deploy_status not running (the lag) and POSTed again (409 EDEPLOYING)."""
     sim = make(plan, "deploy-status-lags", deployed=False)
@@ -263,6 +265,7 @@ def test_a_resume_inside_the_status_lag_does_not_deploy_twice(make, plan, tmp_pa
     assert "not resubmitting" in notes(run, "02.deploy")
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_the_main_job_under_the_status_lag_profile(tmp_path, monkeypatch):
     pytest.importorskip("tests.suite_runs")
     from .suite_runs import outcomes, run_suite

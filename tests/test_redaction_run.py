@@ -40,6 +40,10 @@ def encodings(s: str) -> dict[str, str]:
     return {k: v for k, v in forms.items() if len(v) >= 6}
 
 
+# a whole simulated run under -vv -l: in the -m slow selection (CI runs it after the fast command)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def nasty_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("nasty")

@@ -182,6 +182,7 @@ def runs(suite_plan, tmp_path_factory):
     return base, first, second
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_suite_pins_on_first_contact_and_the_next_run_reuses_the_pins(runs, suite_plan):
     base, first, second = runs
     assert first.returncode == 0, first.stdout[-3000:]
@@ -199,6 +200,7 @@ def test_suite_pins_on_first_contact_and_the_next_run_reuses_the_pins(runs, suit
     assert "matches its pin" in text2 and "first contact in this run" not in text2
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_suite_stops_quickly_on_a_rotated_certificate(runs, suite_plan, monkeypatch):
     base, first, _ = runs
     assert first.returncode == 0
@@ -218,6 +220,7 @@ def test_suite_stops_quickly_on_a_rotated_certificate(runs, suite_plan, monkeypa
     assert steps[failed[0]]["duration"] < 10
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_suite_stops_at_once_when_cloudtower_presents_another_certificate(runs, suite_plan):
     """04.https used to poll 10 minutes on a TLS error: a CloudTower pin that no longer matches ends it at once."""
     base, first, _ = runs

@@ -17,6 +17,7 @@ def suite_plan(tmp_path_factory) -> Path:
     return write_example(tmp_path_factory.mktemp("tls-modes") / "plan.xlsx", hosts=3, business=1)
 
 
+@pytest.mark.slow          # whole simulated runs: in the -m slow selection (CI runs it)
 def test_suite_with_the_simulators_ca_as_ca_bundle(suite_plan, tmp_path):
     ca = tmp_path / "sim-ca.pem"
     from mocks.__main__ import write_ca
