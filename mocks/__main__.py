@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 
@@ -21,24 +20,15 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
 def install_stop_handlers(stop: threading.Event) -> dict:
     """Make every stop signal this platform has set ``stop`` (also SIGINT when inherited as
     ignored). Returns the previous handlers, for :func:`restore_handlers`."""
-    previous = {}
-    for name in STOP_SIGNALS:
-        sig = getattr(signal, name, None)
-        if sig is None:
-            continue
-        try:
-            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-        except (ValueError, OSError):          # not the main thread, or not settable here
-            pass
-    return previous
+    from clients import signals
+
+    return signals.install(STOP_SIGNALS, lambda signum, frame: stop.set())
 
 
 def restore_handlers(previous: dict) -> None:
-    for sig, handler in previous.items():
-        try:
-            signal.signal(sig, handler)
-        except (ValueError, OSError, TypeError):
-            pass
+    from clients import signals
+
+    signals.restore(previous)
 
 
 def main(argv: list[str] | None = None) -> int:

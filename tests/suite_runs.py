@@ -69,3 +69,14 @@ def disagreements(run_dir: Path) -> list[tuple[str, str, list[str]]]:
         if want not in results or (step["outcome"] == "passed" and set(results) != {"Passed"}):
             out.append((sid, step["outcome"], results))
     return out
+
+
+def load_steps(name: str, prefix: str = "_steps_"):
+    """A step module of tests_deploy/ (e.g. ``"test_03_config_cluster"``) imported under a private name, so a
+    test can call one step function against a simulator without a whole pytest run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{prefix}{name}", ROOT / "tests_deploy" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

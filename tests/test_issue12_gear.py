@@ -6,7 +6,6 @@ acceptance steps are called directly (tests_deploy modules loaded by path) with 
 evidence; the slow test at the end runs the main job under every profile."""
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +30,7 @@ from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import outcomes, run_suite
+from .suite_runs import load_steps, outcomes, run_suite
 from .test_sim_fisheye import deploy, host_ips
 from .test_upload import MemoryJournal
 
@@ -40,10 +39,7 @@ SVT_UPLOAD = "/api/v2/svt_image/upload_template"
 
 
 def _steps(name: str):
-    spec = importlib.util.spec_from_file_location(f"_issue12_{name}", ROOT / "tests_deploy" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_steps(name, "_issue12_")
 
 
 S01, S03, S04 = _steps("test_01_prepare"), _steps("test_03_config_cluster"), _steps("test_04_cloudtower")

@@ -3,7 +3,6 @@ detection. Each test fails on the suite as it was before (noted per test) and pa
 called directly (tests_deploy modules loaded by path) with the real clients, run state and evidence."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +26,7 @@ from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
+from .suite_runs import load_steps
 from .test_sim_fisheye import Api, deploy, host_ips
 from .test_sim_vms import CHUNK, CT_PW, CT_USER, ISO_NAME, ready_tower_vm, upload_iso
 
@@ -35,10 +35,7 @@ DEPLOY_POST = "/api/v2/deployment/cluster"
 
 
 def _steps(name: str):
-    spec = importlib.util.spec_from_file_location(f"_issue12b_{name}", ROOT / "tests_deploy" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_steps(name, "_issue12b_")
 
 
 S02, S03, S04 = _steps("test_02_init_cluster"), _steps("test_03_config_cluster"), _steps("test_04_cloudtower")
