@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-
 from . import layout as L
 from .model import Finding, Network, Plan
 from .xlsx import col_index
