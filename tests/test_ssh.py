@@ -1,4 +1,4 @@
-"""SSH client (clients/ssh.py) against the simulator's real paramiko SSH servers (mocks/ssh.py) on loopback."""
+"""SSH client (clients/ssh/) against the simulator's real paramiko SSH servers (mocks/ssh/) on loopback."""
 from __future__ import annotations
 
 import logging

@@ -1,48 +1,7 @@
-"""The suite's SSH client (paramiko): address map, host keys (TOFU), sudo with a PTY, passwords.
-
-    from clients.ssh import SshClient, can_login
-    with SshClient("10.0.20.11", amap=amap, username="smartx", password=pw,
-                   known_hosts=run_dir / "known_hosts") as ssh:
-        ssh.run("hostname", timeout=10).stdout
-        ssh.sudo("cat /etc/shadow", timeout=10)                      # PTY + password at sudo's prompt
-        ssh.change_password("root", new_root_pw, sudo_password=pw)    # root first ...
-        ssh.change_password("smartx", new_pw, sudo_password=pw)       # ... then the login user
-        ssh.write_file_sudo("/etc/resolv.conf", "nameserver 10.0.0.2\\n", sudo_password=new_pw)
-        follower = LogFollower.from_end(ssh, "nohup.out", sudo_password=pw)   # poll() under wait_for
-
-Every connection resolves ``(address, port, "tcp")`` through :meth:`AddressMap.resolve` before a
-socket is opened; host keys are recorded and checked under the *logical* address (the plan's), in
-an OpenSSH-compatible known_hosts file (``addr`` or ``[addr]:port``). Passwords are registered with
-:data:`REDACTOR` and never appear in commands, logs or exception text.
-
-What goes over the wire (exec requests; the login shell runs them):
-
-* ``run(cmd)``: ``cmd`` as given, no PTY (stdout and stderr separate).
-* ``sudo(cmd)``: ``sudo -S -p '<marker>' sh -c '<cmd>'`` with a PTY; the password is sent after
-  sudo shows the marker prompt (sudo has turned echo off by then). A PTY merges stderr into
-  stdout and turns ``\\n`` into ``\\r\\n``; the client undoes the latter. A second prompt (wrong
-  password) is answered with ``^D`` and raises :class:`SudoAuthError`.
-* ``change_password(user, pw)``: with a PTY, ``stty -echo && printf '%s\\n' <ready> && IFS= read -r p
-  && IFS= read -r l && printf '%s\\n%s\\n' "$p" "$l" | sudo -S -p '' chpasswd``; after the ready line
-  the client sends ``<sudo password>\\n<user>:<new password>\\n``. Neither password is on a command
-  line (not in ``ps``, not in sudo's log), the terminal does not echo them, and sudo reads its
-  password from the pipe, so no terminal flush can eat the second line. Logged in as root: the
-  same without ``sudo``. Under passwordless sudo (``sudo -n true`` exits 0, :meth:`SshClient.sudo_nopasswd`;
-  the older tool ran ``sudo -n chpasswd`` on real hosts) no password line is sent: ``... IFS= read -r l &&
-  printf '%s\\n' "$l" | sudo -n chpasswd`` gets only ``<user>:<new password>`` (fed to ``sudo -S`` there,
-  chpasswd would read the sudo password as its first line and fail). ``sudo(cmd)`` then runs
-  ``sudo -n sh -c '<cmd>'``.
-* ``write_file_sudo(path, text)``: ``sudo(printf '%s' <text> > <path>)`` (shlex-quoted).
-* ``read_file(path)``: ``cat -- <path>`` (or through ``sudo``).
-* ``read_from(path, offset)``: ``wc -c < <path> && tail -c +<offset+1> <path>`` (or through ``sudo``);
-  :class:`LogFollower` polls it (each poll a short command, so a dropped connection just reconnects).
-
-Anything sudo prints before its first prompt (the first-use "lecture") is dropped from the output.
-:class:`HostPasswords` is guide §03 "批量配置主机密码" on top of this (idempotent, root first).
-"""
+"""The SSH client: connect through the address map, run, sudo with a PTY, change passwords, read files
+(see :mod:`clients.ssh` for what goes over the wire)."""
 from __future__ import annotations
 
-import codecs
 import logging
 import re
 import secrets
@@ -51,166 +10,24 @@ import shlex
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import paramiko
 
-from .addressing import AddressMap
-from .redact import REDACTOR
+from ..addressing import AddressMap
+from ..redact import REDACTOR
+from .errors import (Chunk, CommandError, RemoteFileNotFound, Result, SshAuthError, SshConnectError, SshError, SshTimeout,
+                     SudoAuthError, SudoError)
+from .hostkeys import check_host_key, prefer_known_key_types
 
 log = logging.getLogger("smtx.ssh")
+
 
 SUDO_NO_TTY = "no tty present"
 SUDO_RETRY = "Sorry, try again."
 MAX_WRITE = 64 * 1024            # one shell argument (Linux MAX_ARG_STRLEN is 128 KiB)
 
-
-# --------------------------------------------------------------------------- errors
-class SshError(RuntimeError):
-    """Base of every SSH failure; the message is bilingual and already redacted."""
-
-    def __init__(self, message: str):
-        super().__init__(REDACTOR.text(message))
-
-
-class SshConnectError(SshError):
-    """The TCP connection or the SSH handshake failed."""
-
-
-class SshAuthError(SshError):
-    """The server rejected the user name / password."""
-
-
-class HostKeyChanged(SshError):
-    """The host's key differs from the one recorded on first contact."""
-
-    def __init__(self, address: str, port: int, name: str, known_hosts: str, old: paramiko.PKey,
-                 new: paramiko.PKey):
-        self.address, self.port, self.name, self.known_hosts = address, port, name, known_hosts
-        self.old_fingerprint, self.new_fingerprint = old.fingerprint, new.fingerprint
-        fix = f"ssh-keygen -R '{name}' -f '{known_hosts}'" if known_hosts != "(memory)" else "重新运行 / rerun"
-        super().__init__(
-            f"SSH 主机密钥已变化：{address}:{port} 记录的是 {old.get_name()} {old.fingerprint}，本次收到 "
-            f"{new.get_name()} {new.fingerprint}（记录于 {known_hosts}）。可能是主机已重装，也可能是连接被劫持。"
-            f"确认主机确实重装后，删除旧记录（{fix}）再重试；否则不要继续。"
-            f" / SSH HOST KEY CHANGED for {address}:{port}: recorded {old.get_name()} {old.fingerprint}, "
-            f"now offered {new.get_name()} {new.fingerprint} (known hosts: {known_hosts}). The host may have "
-            f"been reinstalled, or the connection is being intercepted. Only after confirming a reinstall, "
-            f"remove the old entry ({fix}) and rerun; otherwise stop here.")
-
-
-class SshTimeout(SshError):
-    """A command or a wait did not finish in time."""
-
-
-class SudoError(SshError):
-    """sudo refused to run the command (no terminal, not in sudoers, ...)."""
-
-
-class SudoAuthError(SudoError):
-    """sudo rejected the password."""
-
-
-class CommandError(SshError):
-    """A command exited with a non-zero status where success was required."""
-
-    def __init__(self, message: str, result: Result):
-        self.result = result
-        super().__init__(message)
-
-
-class RemoteFileNotFound(SshError, FileNotFoundError):
-    """The remote file does not exist."""
-
-
-# --------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class Result:
-    exit_status: int            # -1: the server closed the channel without an exit status
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-
-@dataclass(frozen=True)
-class Chunk:
-    data: bytes                 # bytes read
-    offset: int                 # next offset to read from
-    size: int                   # file size when read
-    text: str = ""              # data decoded as UTF-8 (LogFollower decodes across chunk boundaries)
-
-
-# --------------------------------------------------------------------------- host keys
-_KH_LOCK = threading.Lock()
-_MEMORY_KEYS = paramiko.HostKeys()      # used when no known_hosts file is given (per process)
-
-
-def known_hosts_name(address: str, port: int = 22) -> str:
-    """The known_hosts key of a logical address: ``addr`` for port 22, else ``[addr]:port``."""
-    return address if port == 22 else f"[{address}]:{port}"
-
-
-def _load_known(path: Path | None) -> paramiko.HostKeys:
-    if path is None:
-        return _MEMORY_KEYS
-    hk = paramiko.HostKeys()
-    if path.exists():
-        try:
-            hk.load(str(path))
-        except (OSError, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
-            raise SshError(f"无法读取 known_hosts 文件 {path}：{exc} / cannot read known_hosts {path}: {exc}") from None
-    return hk
-
-
-def _prefer_known_key_types(t: paramiko.Transport, address: str, port: int, path: Path | None) -> None:
-    """Ask for the key types already recorded for this host first (as OpenSSH does), so a host
-    with several host keys is checked against the one we know rather than reported as changed."""
-    with _KH_LOCK:
-        entries = _load_known(path).lookup(known_hosts_name(address, port))
-    if not entries:
-        return
-    sec = t.get_security_options()
-    wanted: list[str] = []
-    for kt in entries.keys():
-        wanted += ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if kt == "ssh-rsa" else [kt]
-    first = [k for k in wanted if k in sec.key_types]
-    if first:
-        sec.key_types = first + [k for k in sec.key_types if k not in first]
-
-
-def _check_host_key(address: str, port: int, key: paramiko.PKey, path: Path | None) -> bool:
-    """Raises HostKeyChanged on a mismatch; returns True when the key was recorded just now."""
-    name = known_hosts_name(address, port)
-    where = str(path) if path is not None else "(memory)"
-    with _KH_LOCK:
-        hk = _load_known(path)
-        entries = hk.lookup(name)
-        if entries:
-            same = entries.get(key.get_name())
-            if same is not None and same.asbytes() == key.asbytes():
-                return False
-            old = same if same is not None else next(iter(entries.values()))
-            raise HostKeyChanged(address, port, name, where, old, key)
-        if path is None:
-            hk.add(name, key.get_name(), key)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            line = paramiko.hostkeys.HostKeyEntry([name], key).to_line()
-            with open(path, "a+", encoding="utf-8") as f:
-                f.seek(0, 2)
-                if f.tell() > 0:
-                    f.seek(f.tell() - 1)
-                    if f.read(1) != "\n":
-                        f.write("\n")
-                f.write(line)
-    log.info("SSH 首次连接，记录主机密钥 / first contact, host key recorded: %s %s %s (%s)", name, key.get_name(),
-             key.fingerprint, where)
-    return True
 
 
 # --------------------------------------------------------------------------- helpers
@@ -274,7 +91,7 @@ class SshClient:
             t = paramiko.Transport(sock)
             t.banner_timeout = t.handshake_timeout = t.auth_timeout = self.timeout
             try:
-                _prefer_known_key_types(t, self.address, self.port, self.known_hosts)
+                prefer_known_key_types(t, self.address, self.port, self.known_hosts)
                 try:
                     t.start_client(timeout=self.timeout)
                 except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -282,7 +99,7 @@ class SshClient:
                         f"SSH 握手失败 {where}：{exc}。该端口可能不是 SSH 服务，或连接被中断。"
                         f" / SSH handshake with {self.address}:{self.port} as {self.username} failed: {exc}. "
                         f"The port may not be an SSH server, or the connection was cut.") from None
-                _check_host_key(self.address, self.port, t.get_remote_server_key(), self.known_hosts)
+                check_host_key(self.address, self.port, t.get_remote_server_key(), self.known_hosts)
                 try:
                     t.auth_password(self.username, self.password)
                 except paramiko.AuthenticationException:
@@ -615,111 +432,3 @@ class SshClient:
         return Chunk(data, offset + len(data), size, REDACTOR.text(data.decode("utf-8", "replace")))
 
 
-class LogFollower:
-    """Follows a growing remote file (nohup.out) by byte offset, one short command per :meth:`poll`.
-
-    A dropped connection reconnects on the next poll, a file that does not exist yet counts as empty,
-    a truncated file is read again from 0, and UTF-8 is decoded across chunk boundaries. Waiting
-    (interval, limit, progress lines) is :func:`clients.poll.wait_for`'s job, not this class's."""
-
-    def __init__(self, ssh: "SshClient", path: str, *, offset: int = 0, sudo_password: str | None = None):
-        self.ssh, self.path, self.offset, self.sudo_password = ssh, path, offset, sudo_password
-        self.text = ""               # everything read since the start offset (redacted)
-        self.missing = False
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    @classmethod
-    def from_end(cls, ssh: "SshClient", path: str, *, sudo_password: str | None = None) -> "LogFollower":
-        """Follow only what is written from now on (nohup appends to an existing nohup.out)."""
-        size = ssh.sudo(f"wc -c < {shlex.quote(path)}", password=sudo_password) if sudo_password else \
-            ssh.run(f"wc -c < {shlex.quote(path)}")
-        start = int(size.stdout.strip()) if size.ok and size.stdout.strip().isdigit() else 0
-        return cls(ssh, path, offset=start, sudo_password=sudo_password)
-
-    def poll(self) -> str:
-        """Read what was appended since the last poll; returns it (possibly empty)."""
-        try:
-            chunk = self.ssh.read_from(self.path, self.offset, sudo_password=self.sudo_password)
-            self.missing = False
-        except RemoteFileNotFound:
-            self.missing = True
-            return ""
-        except SshConnectError as exc:
-            log.warning("ssh %s: following %s: %s; reconnecting on the next poll", self.ssh.target, self.path, exc)
-            return ""
-        if not chunk.data:
-            return ""
-        if chunk.offset - len(chunk.data) != self.offset:          # truncated: read again from 0
-            self._decoder.reset()
-        self.offset = chunk.offset
-        new = REDACTOR.text(self._decoder.decode(chunk.data))
-        self.text += new
-        return new
-
-
-def can_login(address: str, user: str, password: str, *, amap: AddressMap, port: int = 22,
-              known_hosts: Path | str | None = None, timeout: float = 10) -> bool:
-    """True when ``user``/``password`` logs in; False when the server rejects them. Network
-    errors, host-key changes and unroutable addresses raise (they say nothing about the password)."""
-    c = SshClient(address, amap=amap, username=user, password=password, port=port, known_hosts=known_hosts,
-                  timeout=timeout)
-    try:
-        c.connect()
-        return True
-    except SshAuthError:
-        return False
-    finally:
-        c.close()
-
-
-DEFAULT_HOST_PASSWORD = "P@ssw0rd!123"     # host accounts right after cluster init (field notes)
-
-
-class HostPasswords:
-    """Guide §03 "批量配置主机密码": set a host's admin (root) and SSH (smartx) passwords to the plan's.
-
-    Idempotent: a host whose SSH user already logs in with the planned password and whose admin
-    user does too counts as ``"already"``; otherwise the admin password is changed first (sudo
-    still takes the SSH user's current password), then the SSH user's own, and the SSH login
-    with the new password is checked. Returns ``"changed"`` or ``"already"``."""
-
-    def __init__(self, *, amap: AddressMap, known_hosts: Path | str | None, timeout: float = 10,
-                 default_password: str = DEFAULT_HOST_PASSWORD):
-        self.amap, self.known_hosts, self.timeout = amap, known_hosts, timeout
-        self.default_password = default_password
-        REDACTOR.add(default_password)
-
-    def _client(self, address: str, user: str, password: str) -> SshClient:
-        return SshClient(address, amap=self.amap, username=user, password=password, known_hosts=self.known_hosts,
-                         timeout=self.timeout)
-
-    def _login(self, address: str, user: str, password: str) -> bool:
-        return can_login(address, user, password, amap=self.amap, known_hosts=self.known_hosts, timeout=self.timeout)
-
-    def set_host_passwords(self, host) -> str:
-        address = str(host.mgmt_ip)
-        user, new_user_pw = host.ssh_user, host.ssh_password
-        admin, new_admin_pw = host.admin_user, host.admin_password
-        REDACTOR.add(new_user_pw, new_admin_pw)
-        if self._login(address, user, new_user_pw):
-            if admin == user or self._login(address, admin, new_admin_pw):
-                log.info("SSH %s: %s/%s 已是规划密码 / already have the planned passwords", address, user, admin)
-                return "already"
-            current = new_user_pw
-        elif self._login(address, user, self.default_password):
-            current = self.default_password
-        else:
-            raise SshAuthError(
-                f"{user}@{address}:22 既不能用规划密码也不能用部署后默认密码登录；请人工确认该主机的当前密码。"
-                f" / {user}@{address}:22 logs in neither with the planned password nor with the post-deploy "
-                f"default one; check the host's current password by hand.")
-        with self._client(address, user, current) as c:
-            if admin != user:
-                c.change_password(admin, new_admin_pw, sudo_password=current)
-            if current != new_user_pw:
-                c.change_password(user, new_user_pw, sudo_password=current)
-        if not self._login(address, user, new_user_pw):
-            raise SshAuthError(f"{user}@{address}:22 修改后仍无法用新密码登录 / {user}@{address}:22 does not log in "
-                               f"with the new password after the change")
-        log.info("SSH %s: 已修改 %s、%s 的密码 / passwords of %s and %s changed", address, admin, user, admin, user)
-        return "changed"
