@@ -72,7 +72,7 @@ def raw_loop(fe, path: Path) -> float:
 
     vol = fe.svt_create_volume(path.name + ".raw", path.stat().st_size)
     size, chunk = path.stat().st_size, int(vol["chunk_size"])
-    http = httpx.Client(transport=GuardedTransport(fe.amap, httpx.HTTPTransport(verify=fe.tls.httpx_verify)),
+    http = httpx.Client(transport=GuardedTransport(fe.amap, httpx.HTTPTransport(verify=fe.tls.shared_verify)),
                         headers={"x-smartx-token": fe.token}, timeout=300)
     url = f"https://{fe.address}/api/v2/svt_image/upload_template"
     start = time.perf_counter()

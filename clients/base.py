@@ -91,7 +91,6 @@ class TlsMode:
             return ssl.create_default_context(cafile=self.ca_bundle)
         return True
 
-    httpx_verify = shared_verify       # older name
 
     def transport(self, amap: AddressMap) -> httpx.BaseTransport:
         """The transport an API client talks through: address map + this TLS mode (:class:`TlsTransport`)."""

@@ -14,21 +14,20 @@ Both still note what each address presented, for the report. Only the pinning mo
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
-import os
 import socket
 import ssl
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 import httpx
 
-if TYPE_CHECKING:
-    from .addressing import AddressMap
+from .addressing import AddressMap, GuardedTransport
+from .files import atomic_write_text
+from .ipaddr import is_ip
 
 log = logging.getLogger("smtx.tls")
 
@@ -75,7 +74,7 @@ def fetch_certificate(amap: AddressMap, address: str, port: int = 443, timeout: 
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        sni = None if _is_ip(address) else address
+        sni = None if is_ip(address, strip=False) else address
         with socket.create_connection((host, p), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname=sni) as tls:
                 der = tls.getpeercert(binary_form=True)
@@ -86,14 +85,6 @@ def fetch_certificate(amap: AddressMap, address: str, port: int = 443, timeout: 
     if not der:
         raise httpx.ConnectError(f"{address}:{port} 未出示证书 / presented no certificate")
     return der
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def pinned_context(pems: Iterable[str]) -> ssl.SSLContext:
@@ -143,9 +134,7 @@ class PinStore:
         body = {"comment": "TLS 证书固定（首次信任）/ TLS certificates trusted on first use; delete an entry only "
                            "after checking the new certificate on the machine itself",
                 "pins": self._pins}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
 
     def entries(self) -> dict[str, dict]:
         with self._lock:
@@ -235,10 +224,7 @@ class TlsTransport(httpx.BaseTransport):
     in the pinning mode with the pinned and the presented fingerprints."""
 
     def __init__(self, amap: AddressMap, mode, *, connect_timeout: float = 10.0):
-        from .addressing import GuardedTransport
-
         self.amap, self.mode, self.connect_timeout = amap, mode, connect_timeout
-        self._guarded = GuardedTransport
         self._lock = threading.Lock()
         self._shared = GuardedTransport(amap, httpx.HTTPTransport(verify=mode.shared_verify))
         self._pinned: dict[tuple[str, int], tuple[tuple[str, ...], httpx.BaseTransport]] = {}
@@ -257,7 +243,7 @@ class TlsTransport(httpx.BaseTransport):
             have = self._pinned.get((address, port))
             if have is not None and have[0] == pems:
                 return have[1]
-            inner = self._guarded(self.amap, httpx.HTTPTransport(verify=pinned_context(pems)))
+            inner = GuardedTransport(self.amap, httpx.HTTPTransport(verify=pinned_context(pems)))
             self._pinned[(address, port)] = (pems, inner)
         if have is not None:
             have[1].close()

@@ -9,8 +9,7 @@
 * envelope helpers    -- the SmartX ``{"data", "ec", "error"}`` envelope (:func:`ok`, :func:`fail`).
 
 Errors, moto-style: a handler (or a model it calls) raises a :class:`mocks.errors.SimError`; the
-dispatcher (:mod:`mocks.dispatch`) answers ``exc.response()``. :class:`ApiError` is a ``SimError`` carrying a ready
-:class:`Response`; :class:`Drop` closes the connection without answering.
+dispatcher (:mod:`mocks.dispatch`) answers ``exc.response()``. :class:`Drop` closes the connection without answering.
 
 Operation faults. When a fault rule with an ``operation`` action fires on a call, the handler sees
 it on typed fields of the request:
@@ -34,11 +33,10 @@ from typing import Any, Callable, Literal
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
-from .errors import SimError
 
 log = logging.getLogger("mocks")
 
-__all__ = ["ApiError", "App", "BodyReader", "Drop", "Handler", "Outcome", "Request", "Response",
+__all__ = ["App", "BodyReader", "Drop", "Handler", "Outcome", "Request", "Response",
            "envelope", "error_envelope", "fail", "ok"]
 
 Outcome = Literal["fail", "stuck"]
@@ -204,18 +202,6 @@ class Drop(Exception):
     """Raise from a handler to close the connection without answering."""
 
 
-class ApiError(SimError):
-    """Raise from a handler to answer with a ready ``Response`` (a :class:`SimError` whose wire body is
-    already built)."""
-
-    def __init__(self, response: Response):
-        super().__init__(f"HTTP {response.status}", status=response.status)
-        self._response = response
-
-    def response(self) -> Response:
-        return self._response
-
-
 Handler = Callable[[Request], Response]
 
 
@@ -240,12 +226,6 @@ class App:
         self._handlers: list[Handler] = []
         self._streaming: set = set()
         self._explicit_head = False
-
-    def route(self, method: str, pattern: str, *, stream: bool = False) -> Callable[[Handler], Handler]:
-        def deco(fn: Handler) -> Handler:
-            self.add(method, pattern, fn, stream=stream)
-            return fn
-        return deco
 
     def add(self, method: str, pattern: str, handler: Handler, *, stream: bool = False) -> None:
         """Register a route. ``stream=True``: the body is not read up front; the handler reads

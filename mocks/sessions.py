@@ -121,10 +121,6 @@ class SessionStore:
         with self.lock:
             return sum(1 for s in self._sessions.values() if s.live(now))
 
-    def sessions(self) -> list[Session]:
-        with self.lock:
-            return list(self._sessions.values())
-
     # ---- snapshots (digests only)
     def export_state(self) -> list[dict]:
         """Live sessions as JSON-able dicts: digests, never tokens."""

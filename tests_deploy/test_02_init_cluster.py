@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from clients.base import ApiError
 from clients.deployment import START_GRACE, deploy_state
 from clients.payloads import check_scan, deploy_payload, disk_roles_of, l2_host_ips
 from clients.poll import wait_for
@@ -117,7 +118,7 @@ def _l2_scan(api, step) -> dict[str, str]:
     clients.payloads.host_ip); nothing when it finds no host or fails (the per-host scan then suffices)."""
     try:
         found = api.scan_cluster()
-    except Exception as exc:  # noqa: BLE001 - optional: the per-host construction remains
+    except ApiError as exc:  # optional: the per-host construction remains
         step.note(f"二层扫描失败，改用逐台构造 host_ip / the layer-2 scan failed; host_ip built per host: {exc}")
         return {}
     step.save("cluster-scan-host-ips.json", {h.get("host_uuid"): h.get("host_ip") for h in found})

@@ -28,7 +28,7 @@ from .errors import (EC_BAD_REQUEST, EC_DEPLOY_FAILED, EC_DEPLOYED, EC_DEPLOYING
 from .hosts import (ARCH_DEFAULT_LAYOUT, BOOT_DISK, CPU, DISK_LAYOUTS, DISK_MODELS, MEMORY_TOTAL, Disk, Nic, SimHost,
                     build_host, link_local, local_mac, ovsbr_name)
 from .operations import DEPLOY_STAGES, DeployOperation, _op_from_state, _op_state
-from .validation import BOND_MODES, REQUIRED_HOST, REQUIRED_TOP, is_ip, validate
+from .validation import BOND_MODES, REQUIRED_HOST, REQUIRED_TOP, validate
 
 DEFAULT_DEPLOY_TOKEN = "e79b85fc18b7402fbcc0391fe8d7d24c"
 
@@ -36,8 +36,7 @@ __all__ = ["ARCH_DEFAULT_LAYOUT", "BOND_MODES", "BOOT_DISK", "CPU", "DEFAULT_DEP
            "DISK_LAYOUTS", "DISK_MODELS", "EC_BAD_REQUEST", "EC_DEPLOYED", "EC_DEPLOYING", "EC_DEPLOY_FAILED",
            "EC_INTERNAL", "EC_INVALID", "EC_NOT_FOUND", "EC_NO_DEPLOYMENT", "EC_UNAUTHORIZED", "MEMORY_TOTAL",
            "REQUIRED_HOST", "REQUIRED_TOP", "DeployError", "DeployOperation", "DeploymentModel", "Disk", "Nic",
-           "SimHost", "build_host", "link_local", "local_mac", "ovsbr_name", "utc_iso"]
-_is_ip = is_ip
+           "SimHost", "build_host", "link_local", "local_mac", "ovsbr_name"]
 
 
 class DeploymentModel:
@@ -302,10 +301,3 @@ class DeploymentModel:
                     "operations": [op.to_dict(now) for op in self.operations],
                     "l2_scan_blocked": self.l2_scan_blocked, "finished_status": self.finished_status,
                     "stages": [list(s) for s in self.stages]}
-
-
-
-def utc_iso(clock: SimClock) -> str:
-    """``2025-09-26T14:02:29.381Z`` style timestamp of the simulated wall clock."""
-    t = clock.utcnow()
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
