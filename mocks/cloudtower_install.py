@@ -41,7 +41,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from .family import Family
 
@@ -121,13 +121,6 @@ def nameservers(resolv: str) -> list[str]:
     return _NAMESERVER.findall(resolv or "")
 
 
-def default_start_service(sim, ip: str, setup: dict | None = None, warmup: float = 0.0) -> bool:
-    """Announce that CloudTower finished installing at ``ip`` (event ``tower_ready``); the CloudTower
-    family reacts by bringing its HTTPS (443: REST ``/v2/api/*`` and GraphQL ``/api``) up there."""
-    sim.events.emit("tower_ready", ip=ip, setup=setup, warmup=float(warmup or 0.0))
-    return True
-
-
 @dataclass
 class InstallRun:
     """One start of the installer on one address."""
@@ -196,7 +189,6 @@ class InstallModel:
         self.exit_early = False             # the process exits at ~40 % without a verdict line
         self.recoverable_error = False      # a successful run logs an [ERROR] line it recovers from
         # ---- how the service starts; presets put the setup to pass in service_setup[address]
-        self.start_service: Callable[..., Any] = default_start_service
         self.service_setup: dict[str, dict] = {}
         # ---- state
         self.preinstalled: set[str] = set()
@@ -444,14 +436,8 @@ class InstallModel:
                 self.services_started.append(run.address)
             setup = self.service_setup.pop(run.address, None)
         log.info("sim install: CloudTower installed on %s%s", run.address, "" if run.https else " (443 stays closed)")
-        if start:
-            try:
-                if self.service_warmup_s and self.start_service is default_start_service:
-                    default_start_service(self.sim, run.address, setup, warmup=self.service_warmup_s)
-                else:
-                    self.start_service(self.sim, run.address, setup)
-            except Exception:                       # noqa: BLE001 - the other family's failure must not kill SSH
-                log.exception("sim install: starting the CloudTower service on %s failed", run.address)
+        if start:       # the CloudTower family brings its HTTPS (REST and GraphQL) up there
+            self.sim.events.emit("tower_ready", ip=run.address, setup=setup, warmup=float(self.service_warmup_s))
 
     # ------------------------------------------------------------------ inspection
     def runs_at(self, address: str) -> list[InstallRun]:
@@ -523,20 +509,6 @@ class InstallModel:
                 self.logs[(log_.address, log_.path)] = log_
             fs.write(log_.path, b"", owner="root", mode=0o600)
             self._attach_log(fs, log_)
-        return notes + self._restart_services(started)
-
-    def _restart_services(self, started: list[str]) -> list[str]:
-        """Start the CloudTower service again where it had started (the CloudTower family restores its own)."""
-        notes = []
-        for a in started:
-            ep = self.sim.hub.endpoint(a, 443)
-            if "cloudtower" in self.sim.state.families or (ep is not None and ep.up):
-                continue
-            try:
-                self.start_service(self.sim, a, None)
-            except Exception:                       # noqa: BLE001
-                log.exception("sim install: restarting the CloudTower service on %s failed", a)
-                notes.append(f"cloudtower install: the CloudTower service on {a} could not be started again")
         return notes
 
 

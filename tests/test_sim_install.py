@@ -19,22 +19,9 @@ from .test_ssh import follow
 NOHUP = "/home/cloudtower/nohup.out"
 INSTALL_S = 1200.0
 
-try:
-    from mocks.cloudtower import service as _service  # the CloudTower service family (another engineer's)
-except ImportError:                                           # pragma: no cover - until it lands
-    _service = None
-
-
-def fallback_443(sim: Simulator) -> None:
-    """Without mocks.cloudtower.service, stand in for it: just open 443 (tests only)."""
-    if _service is None:
-        sim.install.start_service = lambda s, ip, setup=None: s.set_up(ip, 443, True)
-
-
 @pytest.fixture
 def tower(make_world, plan, tmp_path):
     sim, api = make_world()
-    fallback_443(sim)
     ip = str(plan.cloudtower.ip)
     ready_tower_vm(sim, api, plan, ip)
     c = SshClient(ip, amap=amap(sim), username=CT_USER, password=CT_PW, known_hosts=tmp_path / "kh", timeout=5)
@@ -105,9 +92,8 @@ def test_installer_succeeds_over_simulated_time(tower, plan):
     assert not any("[ERROR]" in line for line in lines)
     assert sim.install.state_of(ip) == "installed" and ip in sim.install.services_started
     assert accepts(sim, ip, 443)                 # the client saw the last line: 443 is open at once
-    if _service is not None:
-        tower_model = sim.state.cloudtower.towers[ip]
-        assert not tower_model.is_set_up         # a fresh CloudTower: root and organization are stage 04's job
+    tower_model = sim.state.cloudtower.towers[ip]
+    assert not tower_model.is_set_up         # a fresh CloudTower: root and organization are stage 04's job
     r = c.sudo(f"nohup {INSTALLER} deploy &", timeout=5)
     assert r.exit_status == 0 and log_of(c).endswith("already installed on this machine\n" + DONE_LINE + "\n")
 
@@ -127,7 +113,6 @@ def test_443_stays_closed_until_the_install_ends(tower, plan):
 # --------------------------------------------------------------------------- faults
 def test_installer_faults(make_world, plan, tmp_path):
     sim, api = make_world()
-    fallback_443(sim)
     sim.install.duration_s = 600.0
     addrs = [str(plan.cloudtower.ip), "10.0.20.201", "10.0.20.202", "10.0.20.203"]
     for k, ip in enumerate(addrs):
@@ -177,7 +162,6 @@ def test_installer_faults(make_world, plan, tmp_path):
 # --------------------------------------------------------------------------- snapshot / restore
 def test_snapshot_in_the_middle_of_the_install(make_world, plan, tmp_path):
     sim, api = make_world()
-    fallback_443(sim)
     ip = str(plan.cloudtower.ip)
     ready_tower_vm(sim, api, plan, ip)
     with SshClient(ip, amap=amap(sim), username=CT_USER, password=CT_PW, known_hosts=tmp_path / "kh",
@@ -190,7 +174,6 @@ def test_snapshot_in_the_middle_of_the_install(make_world, plan, tmp_path):
     assert CT_PW not in json.dumps(snap)
     sim.close()
     sim2, api2 = make_world(snapshot=snap)
-    fallback_443(sim2)
     assert sim2.install.state_of(ip) == "running" and not accepts(sim2, ip, 443)
     with SshClient(ip, amap=amap(sim2), username=CT_USER, password=CT_PW, known_hosts=tmp_path / "kh2",
                    timeout=5) as c:
@@ -205,7 +188,6 @@ def test_snapshot_in_the_middle_of_the_install(make_world, plan, tmp_path):
 def test_preset_cloudtower_ready(plan, monkeypatch, tmp_path):
     monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
     with Simulator.from_plan(plan, time_scale=1.0, load_env_faults=False) as sim:
-        fallback_443(sim)
         with pytest.raises(PresetError):
             apply_preset(sim, "nope")
         summary = apply_preset(sim, "cloudtower-ready")
@@ -235,9 +217,8 @@ def test_preset_cloudtower_ready(plan, monkeypatch, tmp_path):
                        timeout=5) as c:
             assert log_of(c).endswith(DONE_LINE + "\n")
             assert c.read_file("/etc/resolv.conf", timeout=5) == "".join(f"nameserver {d}\n" for d in plan.dns)
-        if _service is not None:
-            t = sim.state.cloudtower.towers[ip]
-            assert t.is_set_up and [o.name for o in t.organizations.values()] == [plan.customer]
+        t = sim.state.cloudtower.towers[ip]
+        assert t.is_set_up and [o.name for o in t.organizations.values()] == [plan.customer]
         table = format_access(sim)
         assert f"Host: {ip}" in table and f"Host: {vip}" in table
         assert apply_preset(sim, "cloudtower-ready")["cloudtower_vm"]["uuid"] == vm["uuid"]     # idempotent
