@@ -130,6 +130,14 @@ class FisheyeClient(EnvelopeClient):
     def job(self, job_id: str) -> dict:
         return (self.call("GET", f"/api/v2/jobs/{job_id}") or {}).get("job") or {}
 
+    def wait_job(self, job_id: str, what: str, pacing=None) -> dict:
+        """Poll ``GET /api/v2/jobs/{id}`` until the job ends (done or a failure word); returns it as it ended."""
+        from .poll import wait_for
+
+        return wait_for(lambda: self.job(job_id), lambda j: j.get("state") in JOB_END, what=what,
+                        interval=JOB_POLL_INTERVAL, limit=JOB_POLL_LIMIT, pacing=pacing,
+                        describe=lambda j: f"job {job_id} {j.get('state')}")
+
     # --- IPMI, network ------------------------------------------------------
     def upsert_ipmi_accounts(self, accounts: list[dict]) -> dict:
         return self.call("POST", "/api/v2/ipmi/upsert_accounts", json_body={"accounts": accounts}, idempotent=True)
@@ -284,3 +292,11 @@ class IsoUpload(SvtUpload):
 
     def send(self, volume: dict, num: int, chunk) -> dict:
         return self.fisheye.iso_upload_chunk(volume, num, chunk)
+
+
+def job_failure(job: dict) -> str:
+    """A failed job's reason in plain words: the vendor's message, not the record it sits in."""
+    err = job.get("error") or job.get("message") or job.get("msg")
+    if isinstance(err, dict):
+        err = err.get("msg") or err.get("message") or err.get("code")
+    return str(err) if err else f"state {job.get('state')}"
