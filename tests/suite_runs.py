@@ -52,7 +52,8 @@ def simulator(plan_file: Path):
     return Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False)
 
 
-REPORT_RESULT = {"passed": "Passed", "failed": "Failed", "error": "Error", "blocked": "Skipped", "skipped": "Skipped"}
+REPORT_RESULT = {"passed": "Passed", "failed": "Failed", "error": "Error", "blocked": "Skipped", "skipped": "Skipped",
+                 "not_applicable": "Skipped"}
 
 
 def disagreements(run_dir: Path) -> list[tuple[str, str, list[str]]]:

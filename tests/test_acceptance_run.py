@@ -52,7 +52,7 @@ def test_simulated_run_passes_and_leaves_a_delivery_folder(full_run):
     steps = state_of(run_dir)["steps"]
     assert list(steps)[:7] == ["01.plan", "01.hosts", "01.addresses", "01.ntp_dns", "01.versions", "02.scan",
                                "02.deploy"]
-    assert list(steps) == STEP_IDS and list(steps)[-1] == "04.versions"
+    assert list(steps) == STEP_IDS
     assert not (run_dir / ".sim-packages").exists() and not list(run_dir.rglob("*.iso"))
     assert {s["outcome"] for s in steps.values()} == {"passed"}
 
@@ -179,3 +179,26 @@ def test_a_run_where_nothing_ran_is_not_a_success(plan_file, sim, tmp_path):
     assert proc.returncode == 1
     assert "没有执行任何验收步骤" in proc.stdout
     assert sim.count("POST") == 0
+
+
+@pytest.mark.slow
+def test_work_the_plan_does_not_call_for_is_not_applicable_never_blocked(tmp_path):
+    """16 hosts, no business networks, no BMC addresses: those steps and their dependants are *not applicable*
+    (state, terminal and report say so with the reason); nothing is blocked and the run passes."""
+    plan_file = write_example(tmp_path / "plan16.xlsx", hosts=16, business=0,
+                              overrides={(L.SHEET_HOSTS, f"E{r}"): None for r in range(3, 19)})
+    run_dir = tmp_path / "r"
+    proc = run_suite("--plan", str(plan_file), "--simulate", "--run-dir", str(run_dir), "-rs")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    steps = state_of(run_dir)["steps"]
+    na = {sid: s for sid, s in steps.items() if s["outcome"] == "not_applicable"}
+    assert {"03.vds", "03.vlans", "03.ipmi"} <= set(na), {k: v["outcome"] for k, v in steps.items()}
+    assert not [sid for sid, s in steps.items() if s["outcome"] in ("blocked", "failed", "error")]
+    assert "the plan has no business networks" in na["03.vds"]["cause"]
+    assert "03.vds" in na["03.vlans"]["cause"] and "not applicable" in na["03.vlans"]["cause"]
+    assert "blocked" not in proc.stdout and "阻塞" not in proc.stdout
+    assert "不适用 / not applicable, 依赖的步骤 03.vds 不适用" in proc.stdout
+    _, text = report_of(run_dir)
+    assert "不适用 / Not applicable" in text and "Blocked by" not in text
+    assert disagreements(run_dir) == []
+    assert state_of(run_dir)["outputs"]["cloudtower_cluster"]["host_num"] == 16

@@ -94,7 +94,7 @@ def test_ipmi_accounts(valid_plan, fisheye, state, step):
                  "node_uuid": hosts.uuid(h.mgmt_ip), "password": h.bmc_password}
                 for h in valid_plan.hosts if h.bmc_ip is not None]
     if not accounts:
-        pytest.skip("规划表未填写带外地址 / the plan has no BMC addresses")
+        step.not_applicable("规划表未填写带外地址（主机规划 E 列）", "the plan has no BMC addresses (主机规划 column E)")
     result = fisheye.upsert_ipmi_accounts(accounts)
     state.put(Ipmi(success=[(a.get("node_name"), a.get("host")) for a in result.get("success", [])],
                    failure=[(a.get("node_name"), a.get("host")) for a in result.get("failure", [])]))
@@ -108,7 +108,7 @@ def test_ipmi_accounts(valid_plan, fisheye, state, step):
 def test_business_vds(valid_plan, fisheye, cluster_address, state, step):
     """创建（或复用）业务虚拟交换机 / Create (or reuse) the business VDS"""
     if not valid_plan.business:
-        pytest.skip("规划表没有业务网络 / the plan has no business networks")
+        step.not_applicable("规划表没有业务网络", "the plan has no business networks")
     if valid_plan.business_on_mgmt_vds:
         name, bond = valid_plan.mgmt.vds, valid_plan.mgmt.bond_mode
         vds = fisheye.find_vds(name)
