@@ -216,6 +216,64 @@ class CloudTowerClient(ApiClient):
         return self.check(resp)
 
 
+    # --- stage 05: organization, datacenter, cluster (REST v2, the official SDK's shapes) -------------------------
+    def organizations(self, name: str | None = None) -> list[dict]:
+        return self.rest("get-organizations", {"where": {"name": name}} if name else {}) or []
+
+    def datacenters(self, *, name: str | None = None, organization_id: str | None = None,
+                    id: str | None = None) -> list[dict]:
+        where: dict[str, Any] = {}
+        if id:
+            where["id"] = id
+        if name:
+            where["name"] = name
+        if organization_id:
+            where["organization"] = {"id": organization_id}
+        return self.rest("get-datacenters", {"where": where} if where else {}) or []
+
+    def create_datacenter(self, organization_id: str, name: str) -> dict:
+        """``create-datacenter`` takes a list and answers a list of ``{data, task_id}`` (SDK); returns the one item."""
+        return _one(self.rest("create-datacenter", [{"organization_id": organization_id, "name": name}]),
+                    "create-datacenter")
+
+    def clusters(self, *, ip: str | None = None, id: str | None = None) -> list[dict]:
+        where = {k: v for k, v in (("ip", ip), ("id", id)) if v}
+        return self.rest("get-clusters", {"where": where} if where else {}) or []
+
+    def connect_cluster(self, ip: str, password: str, datacenter_id: str, username: str = "root") -> dict:
+        """``connect-cluster`` (a list of ``ClusterCreationParams``): returns ``{data: Cluster, task_id}``."""
+        return _one(self.rest("connect-cluster", [{"ip": ip, "username": username, "password": password,
+                                                    "datacenter_id": datacenter_id}]), "connect-cluster")
+
+    def add_clusters_to_datacenter(self, datacenter_id: str, cluster_id: str) -> dict:
+        """``add-clusters-to-datacenter`` (a list of ``{where: DatacenterWhereUniqueInput, data: {clusters:
+        ClusterWhereInput}}``): returns ``{data: Datacenter, task_id}``."""
+        return _one(self.rest("add-clusters-to-datacenter",
+                              [{"where": {"id": datacenter_id}, "data": {"clusters": {"id_in": [cluster_id]}}}]),
+                    "add-clusters-to-datacenter")
+
+    def tasks(self, *, id: str | None = None) -> list[dict]:
+        return self.rest("get-tasks", {"where": {"id": id}} if id else {}) or []
+
+    def vdses(self, cluster_id: str) -> list[dict]:
+        return self.rest("get-vdses", {"where": {"cluster": {"id": cluster_id}}}) or []
+
+    def vlans(self, cluster_id: str) -> list[dict]:
+        return self.rest("get-vlans", {"where": {"vds": {"cluster": {"id": cluster_id}}}}) or []
+
+
+def _one(answer: Any, call: str) -> dict:
+    """The single ``{data, task_id}`` of a one-item creation call (a bare object is taken too)."""
+    items = answer if isinstance(answer, list) else [answer]
+    if len(items) != 1 or not isinstance(items[0], dict) or not isinstance(items[0].get("data"), dict):
+        raise AssertionError(f"{call} 的应答不是一项 {{data, task_id}} / {call} did not answer one {{data, task_id}}: "
+                             f"{str(answer)[:300]}")
+    return items[0]
+
+
+TASK_OK, TASK_FAILED = "SUCCESSED", "FAILED"   # the SDK's TaskStatus (spelled so)
+
+
 # --- the installer, run over SSH on the CloudTower VM (guide §04) ------------------------------------------
 
 PREINSTALL = "/usr/share/smartx/tower/preinstall.sh"

@@ -13,6 +13,7 @@ Points (``<n>`` counts from 1, in this process):
 * ``deploy-poll:<n>`` -- at the n-th deployment status poll after the deploy was submitted (mid-deploy);
 * ``job-poll:<n>`` -- at the n-th job poll after a VM create job was submitted (mid-VM-create);
 * ``install-log:<n>`` -- at the n-th read of the CloudTower installer's log (mid-install);
+* ``connect-poll:<n>`` -- at the n-th ``get-clusters`` after ``connect-cluster`` returned (mid-connect, stage 05);
 * ``upload-chunk:<glob>:<n>`` -- after the n-th chunk of a file matching glob was sent (mid-upload).
 """
 from __future__ import annotations
@@ -96,6 +97,11 @@ class CrashAt:
 
             _arm_after(FisheyeClient, "create_vm", p)
             _count_calls(FisheyeClient, "job", crash)
+        elif p.kind == "connect-poll":
+            from clients.cloudtower import CloudTowerClient
+
+            _arm_after(CloudTowerClient, "connect_cluster", p)
+            _count_calls(CloudTowerClient, "clusters", crash)
         elif p.kind == "install-log":
             from clients.cloudtower import InstallLog
 

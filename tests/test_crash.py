@@ -70,10 +70,12 @@ MID_POINTS = (
     ("mid-vm-create-job", "job-poll:1"),
     ("installer-started", "attached:04.install"),
     ("mid-install", "install-log:3"),
+    ("connect-submitted", "attached:05.connect"),
+    ("mid-connect", "connect-poll:2"),
 )
 
 SCENARIOS = [
-    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04")),
+    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04", "05")),
     Scenario("boundaries-inprocess", tuple(f"after:{s}" for s in step_ids()[3::4]) + ("after:04.serial",),
              inprocess=True),
     *(Scenario(f"{name}-{where}", (point,), inprocess=where == "inprocess")
@@ -83,9 +85,9 @@ SCENARIOS = [
 # step boundaries, a clean stop on SIGTERM/SIGHUP and operations still in flight on a standalone simulator)
 SAMPLE = [
     Scenario("sample-operations-inprocess", ("deploy-poll:2", "upload-chunk:cloudtower-*:3", "job-poll:1",
-                                             "install-log:3"), inprocess=True),
+                                             "install-log:3", "connect-poll:2"), inprocess=True),
     Scenario("sample-operations-standalone", ("upload-chunk:SMTX_VMTOOLS-*:1", "attached:04.vm",
-                                              "attached:04.install")),
+                                              "attached:04.install", "attached:05.connect")),
 ]
 
 
@@ -161,10 +163,18 @@ def world_problems(sim, plan, *, requests: bool) -> list[str]:
     orgs = [o.name for o in tower.organizations.values()] if tower else None
     if orgs != [plan.customer]:
         problems.append(f"organizations: {orgs}")
+    if tower is not None:
+        dcs = [d.name for d in tower.datacenters.values()]
+        if dcs != [plan.datacenter]:
+            problems.append(f"datacenters: {dcs}")
+        clusters = [(c.ip, tower.connect_state(c)) for c in tower.clusters.values()]
+        if clusters != [(str(plan.vip), "CONNECTED")]:
+            problems.append(f"clusters in CloudTower: {clusters}")
     if requests:
         for method, path in (("POST", "/api/v2/deployment/cluster"), ("POST", "/api/v2/vms"),
                              ("POST", "/api/v2/svt_image/create_volume"), ("POST", "/api/v2/images/upload/volume"),
-                             ("POST", "/api/v3/users:setupRoot")):
+                             ("POST", "/api/v3/users:setupRoot"), ("POST", "/v2/api/connect-cluster"),
+                             ("POST", "/v2/api/create-datacenter")):
             n = sim.count(method, path)
             if n != 1:
                 problems.append(f"{method} {path} sent {n} times")

@@ -1,4 +1,4 @@
-"""Rerunning a finished deployment creates nothing twice (stages 01–04), read from one shared pair of runs.
+"""Rerunning a finished deployment creates nothing twice (stages 01–05), read from one shared pair of runs.
 
 Two real pytest processes attach (``--simulator``) to one simulator started here: the first run builds the
 cluster and CloudTower, the second must find everything done. Every test here only reads that outcome, so the
@@ -100,3 +100,21 @@ def test_rerun_reuses_the_iso_the_vm_and_the_set_up_cloudtower(rerun):
     notes = (rerun.second / "run.log").read_text(encoding="utf-8")
     assert "already installed" in notes or "已安装" in notes
     assert "root already created" in notes and "organization" in notes
+
+
+def test_rerun_finds_the_cluster_attached_and_connects_nothing_twice(rerun):
+    plan, _ = load(rerun.plan_file)
+    sim = rerun.sim
+    for proc in rerun.procs:
+        assert proc.returncode == 0, proc.stdout[-4000:]
+    tower = _tower(sim, rerun.plan_file)
+    assert [d.name for d in tower.datacenters.values()] == [plan.datacenter]
+    assert [(c.ip, tower.connect_state(c)) for c in tower.clusters.values()] == [(str(plan.vip), "CONNECTED")]
+    assert sim.count("POST", "/v2/api/create-datacenter") == 1
+    assert sim.count("POST", "/v2/api/connect-cluster") == 1
+    first, second = (state_of(r)["outputs"] for r in (rerun.first, rerun.second))
+    assert first["cloudtower_cluster"]["how"] == "connected" and first["cloudtower_datacenter"]["created"] is True
+    assert second["cloudtower_cluster"]["how"] == "already" and second["cloudtower_datacenter"]["created"] is False
+    assert second["cloudtower_cluster"]["id"] == first["cloudtower_cluster"]["id"]
+    _, text = report_of(rerun.second)
+    assert f"https://{plan.cloudtower.ip}" in text and plan.datacenter in text and "already attached" in text
