@@ -39,9 +39,41 @@ Q_LICENSE = ("query deployedLicense {\n  deploys(first: 1) {\n    id\n    licens
 # own query so the guide's deployedLicense stays as captured; a tower without the field answers an error.
 Q_VERSION = "query deployedVersion {\n  deploys(first: 1) {\n    id\n    version\n    __typename\n  }\n}\n"
 
+# Stage 06 (guide §06; ../shared/reference/cloudtower-stage05-08-api-facts.md "Stage 06"): the guide's
+# updateClusterSettings (L2052) and updateGlobalAlertRule (L2156) as captured; globalAlertRules with the older tool's
+# fuller selection (thresholds' values, each per-cluster rule's cluster), which the guide's capture lacks.
+Q_UPDATE_CLUSTER_SETTINGS = (
+    "mutation updateClusterSettings($data: ClusterSettingsUpdateInput!, $where: ClusterSettingsWhereUniqueInput!) {\n"
+    "  updateClusterSettings(where: $where, data: $data) {\n    id\n    default_ha\n    default_ha_priority\n"
+    "    enabled_iscsi\n    default_storage_policy\n    default_storage_policy_replica_num\n"
+    "    default_storage_policy_ec_k\n    default_storage_policy_ec_m\n    default_storage_policy_thin_provision\n"
+    "    default_storage_encryption\n    __typename\n  }\n}\n")
+Q_GLOBAL_ALERT_RULES = (
+    "query globalAlertRules($where: GlobalAlertRuleWhereInput, $orderBy: GlobalAlertRuleOrderByInput, $skip: Int, "
+    "$first: Int) {\n  globalAlertRules(where: $where, orderBy: $orderBy, skip: $skip, first: $first) {\n"
+    "    message\n    thresholds {\n      value\n      severity\n      __typename\n    }\n    object\n    id\n"
+    "    disabled\n    name\n    alert_rules {\n      id\n      customized\n      disabled\n      thresholds {\n"
+    "        severity\n        value\n        __typename\n      }\n      cluster {\n        id\n        name\n"
+    "        __typename\n      }\n      __typename\n    }\n    __typename\n  }\n"
+    "  globalAlertRulesConnection(where: $where) {\n    aggregate {\n      count\n      __typename\n    }\n"
+    "    __typename\n  }\n}\n")
+Q_UPDATE_GLOBAL_ALERT_RULE = (
+    "mutation updateGlobalAlertRule($data: GlobalAlertRuleUpdateInput!, $where: GlobalAlertRuleWhereUniqueInput!) {\n"
+    "  updateGlobalAlertRule(data: $data, where: $where) {\n    id\n    disabled\n    thresholds {\n      value\n"
+    "      severity\n      __typename\n    }\n    alert_rules {\n      id\n      disabled\n      customized\n"
+    "      thresholds {\n        value\n        severity\n        __typename\n      }\n      cluster {\n"
+    "        id\n        name\n        __typename\n      }\n      __typename\n    }\n    __typename\n  }\n}\n")
+ALERT_PAGE = 50                # the guide's page size (first: 50)
+
 
 class GraphQLError(ApiError):
-    pass
+    """HTTP 200 with ``errors[]``: ``errors`` holds them (``{message, extensions?}``) as CloudTower answered."""
+
+    errors: list = []
+
+    @property
+    def messages(self) -> list[str]:
+        return [str((e or {}).get("message") or e) for e in self.errors or []]
 
 
 _GQL_COMMENT = re.compile(r"#[^\n]*")
@@ -163,8 +195,10 @@ class CloudTowerClient(ApiClient):
             resp = self.request("POST", "/api", headers={"Authorization": self.token} if self.token else None, **kw)
         data = self.check(resp) or {}
         if data.get("errors"):
-            raise GraphQLError("POST", self.url("/api"), resp.status_code, _excerpt(resp.content),
+            err = GraphQLError("POST", self.url("/api"), resp.status_code, _excerpt(resp.content),
                                f"GraphQL {operation} 返回错误 / returned errors", ec=operation)
+            err.errors = list(data["errors"]) if isinstance(data["errors"], list) else [data["errors"]]
+            raise err
         return data.get("data") or {}
 
     def create_root_user(self) -> dict:
@@ -255,11 +289,106 @@ class CloudTowerClient(ApiClient):
     def tasks(self, *, id: str | None = None) -> list[dict]:
         return self.rest("get-tasks", {"where": {"id": id}} if id else {}) or []
 
-    def vdses(self, cluster_id: str) -> list[dict]:
-        return self.rest("get-vdses", {"where": {"cluster": {"id": cluster_id}}}) or []
+    # --- stage 06: storage policy and capacity alert (GraphQL, as the guide), dashboards and topology (REST) ---------
+    def update_cluster_settings(self, settings_id: str, data: dict) -> dict:
+        """GraphQL ``updateClusterSettings(where: {id: <cluster settings.id>}, data)``: the settings as answered."""
+        answer = self.graphql("updateClusterSettings", Q_UPDATE_CLUSTER_SETTINGS,
+                              {"data": data, "where": {"id": settings_id}}, mutation=True, session="token")
+        return answer.get("updateClusterSettings") or {}
 
-    def vlans(self, cluster_id: str) -> list[dict]:
-        return self.rest("get-vlans", {"where": {"vds": {"cluster": {"id": cluster_id}}}}) or []
+    def cluster_settings(self, cluster_id: str) -> list[dict]:
+        """REST ``get-cluster-settingses`` for one cluster (the independent read-back of updateClusterSettings)."""
+        return self.rest("get-cluster-settingses", {"where": {"cluster": {"id": cluster_id}}}) or []
+
+    def global_alert_rules(self, where: dict | None, *, skip: int = 0, first: int = ALERT_PAGE,
+                           order_by: str = "id_ASC") -> tuple[list[dict], int | None]:
+        """One page of GraphQL ``globalAlertRules`` and ``globalAlertRulesConnection``'s count for ``where``."""
+        data = self.graphql("globalAlertRules", Q_GLOBAL_ALERT_RULES,
+                            {"skip": skip, "first": first, "orderBy": order_by, "where": where or {}}, session="token")
+        count = ((data.get("globalAlertRulesConnection") or {}).get("aggregate") or {}).get("count")
+        return list(data.get("globalAlertRules") or []), count if isinstance(count, int) else None
+
+    def global_alert_rule(self, name: str) -> tuple[dict | None, int]:
+        """The global alert rule called ``name``, asked for by name (``where: {name}``), never looked for only in the
+        first page of every rule (the guide's 50 of 94). Pages on while the count says there are more, so a server
+        that ignored the filter still finds it. Returns the rule (None: no such rule) and the number of pages read."""
+        skip, pages = 0, 0
+        while True:
+            rules, count = self.global_alert_rules({"name": name}, skip=skip)
+            pages += 1
+            match = next((r for r in rules if r.get("name") == name), None)
+            skip += len(rules)
+            if match is not None or not rules or count is None or skip >= count or pages >= 100:
+                return match, pages
+
+    def update_global_alert_rule(self, rule_id: str, data: dict) -> dict:
+        """GraphQL ``updateGlobalAlertRule(where: {id}, data)``: the global rule with its per-cluster rules."""
+        answer = self.graphql("updateGlobalAlertRule", Q_UPDATE_GLOBAL_ALERT_RULE,
+                              {"where": {"id": rule_id}, "data": data}, mutation=True, session="token")
+        return answer.get("updateGlobalAlertRule") or {}
+
+    def hosts(self, cluster_id: str) -> list[dict]:
+        return self.rest("get-hosts", {"where": {"cluster": {"id": cluster_id}}}) or []
+
+    def views(self, cluster_id: str, name: str | None = None) -> list[dict]:
+        where: dict[str, Any] = {"cluster": {"id": cluster_id}}
+        if name:
+            where["name"] = name
+        return self.rest("get-views", {"where": where}) or []
+
+    def create_view(self, cluster_id: str, name: str, time_unit: str, time_span: int) -> dict:
+        """``create-view`` (a list of ``ViewCreationParams``): returns the one ``{data: View, task_id}``."""
+        return _one(self.rest("create-view", [{"name": name, "cluster_id": cluster_id, "time_unit": time_unit,
+                                                "time_span": time_span}]), "create-view")
+
+    def graphs(self, view_id: str) -> list[dict]:
+        return self.rest("get-graphs", {"where": {"view": {"id": view_id}}}) or []
+
+    def create_graphs(self, items: list[dict]) -> list[dict]:
+        """``create-graph`` (a list of ``GraphCreationParams``, one view's graphs in one call): ``[{data, task_id}]``."""
+        answer = self.rest("create-graph", items)
+        out = answer if isinstance(answer, list) else [answer]
+        if len(out) != len(items):
+            raise AssertionError(f"create-graph 应答 {len(out)} 项，请求 {len(items)} 项 / create-graph answered "
+                                 f"{len(out)} item(s) for {len(items)}: {str(answer)[:300]}")
+        return out
+
+    def zone_topoes(self, cluster_id: str) -> list[dict]:
+        return self.rest("get-zone-topoes", {"where": {"cluster": {"id": cluster_id}}}) or []
+
+    def rack_topoes(self, cluster_id: str, name: str | None = None) -> list[dict]:
+        where: dict[str, Any] = {"cluster": {"id": cluster_id}}
+        if name:
+            where["name"] = name
+        return self.rest("get-rack-topoes", {"where": where}) or []
+
+    def create_rack_topo(self, cluster_id: str, zone_topo_id: str, name: str, height: int) -> dict:
+        return _one(self.rest("create-rack-topo", [{"cluster_id": cluster_id, "zone_topo_id": zone_topo_id,
+                                                     "name": name, "height": height}]), "create-rack-topo")
+
+    def update_rack_topo(self, rack_id: str, data: dict) -> Any:
+        return self.rest("update-rack-topo", {"where": {"id": rack_id}, "data": data})
+
+    def brick_topoes(self, cluster_id: str) -> list[dict]:
+        return self.rest("get-brick-topoes", {"where": {"cluster": {"id": cluster_id}}}) or []
+
+    def create_brick_topo(self, params: dict) -> dict:
+        """``create-brick-topo`` (a list of ``BrickTopoCreationParams``): the one ``{data: BrickTopo, task_id}``."""
+        return _one(self.rest("create-brick-topo", [params]), "create-brick-topo")
+
+    def update_brick_topo(self, brick_id: str, data: dict) -> Any:
+        return self.rest("update-brick-topo", {"where": {"id": brick_id}, "data": data})
+
+    def move_brick_topo(self, brick_id: str, position: int, rack_topo_id: str) -> Any:
+        return self.rest("move-brick-topo", {"where": {"id": brick_id},
+                                             "data": {"position": position, "rack_topo_id": rack_topo_id}})
+
+    def node_topoes(self, host_ids: list[str]) -> list[dict]:
+        return self.rest("get-node-topoes", {"where": {"host": {"id_in": list(host_ids)}}}) or []
+
+    def move_node_topo(self, node_id: str, data: dict) -> Any:
+        """``/move-node-topo`` (SDK ``update_node_topo``; takes a **list** of ``{where, data}``)."""
+        return self.rest("move-node-topo", [{"where": {"id": node_id}, "data": data}])
 
 
 def _one(answer: Any, call: str) -> dict:

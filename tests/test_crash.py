@@ -159,17 +159,7 @@ def world_problems(sim, plan, *, requests: bool) -> list[str]:
     vlans = [(v.vds_uuid, v.name) for v in sim.fisheye.vlans.values()]
     if len(vlans) != len(set(vlans)):
         problems.append(f"VLANs twice: {vlans}")
-    tower = sim.state.cloudtower.towers.get(ip)
-    orgs = [o.name for o in tower.organizations.values()] if tower else None
-    if orgs != [plan.customer]:
-        problems.append(f"organizations: {orgs}")
-    if tower is not None:
-        dcs = [d.name for d in tower.datacenters.values()]
-        if dcs != [plan.datacenter]:
-            problems.append(f"datacenters: {dcs}")
-        clusters = [(c.ip, tower.connect_state(c)) for c in tower.clusters.values()]
-        if clusters != [(str(plan.vip), "CONNECTED")]:
-            problems.append(f"clusters in CloudTower: {clusters}")
+    problems += _tower_problems(sim.state.cloudtower.towers.get(ip), plan)
     if requests:
         for method, path in (("POST", "/api/v2/deployment/cluster"), ("POST", "/api/v2/vms"),
                              ("POST", "/api/v2/svt_image/create_volume"), ("POST", "/api/v2/images/upload/volume"),
@@ -178,6 +168,21 @@ def world_problems(sim, plan, *, requests: bool) -> list[str]:
             n = sim.count(method, path)
             if n != 1:
                 problems.append(f"{method} {path} sent {n} times")
+    return problems
+
+
+def _tower_problems(tower, plan) -> list[str]:
+    """CloudTower: one organization, one datacenter, the cluster attached once and CONNECTED."""
+    orgs = [o.name for o in tower.organizations.values()] if tower else None
+    if orgs != [plan.customer]:
+        return [f"organizations: {orgs}"]
+    problems = []
+    dcs = [d.name for d in tower.datacenters.values()]
+    if dcs != [plan.datacenter]:
+        problems.append(f"datacenters: {dcs}")
+    clusters = [(c.ip, tower.connect_state(c)) for c in tower.clusters.values()]
+    if clusters != [(str(plan.vip), "CONNECTED")]:
+        problems.append(f"clusters in CloudTower: {clusters}")
     return problems
 
 
