@@ -71,7 +71,8 @@ class Dispatcher:
         if ep.internal:
             self._serve_internal(ep, req, conn)
             return
-        rule = self.faults.match(req.method, req.path, ep.address, ep.port)
+        op = _operation_name(req) if self.faults.wants_operation_name else None
+        rule = self.faults.match(req.method, req.path, ep.address, ep.port, operation_name=op)
         try:
             resp, result, late_delay = self._apply_fault(ep, req, rule, route_app) if rule else (None, None, 0.0)
         except _Abandon:
@@ -226,6 +227,18 @@ class Dispatcher:
                           path=res.path, query="", status=None, sim_time=sim_t, wall_time=wall_t,
                           duration=time.monotonic() - t0, fault=rule.id if rule else None, result=result)
         return None if reply is None else (reply, delay)
+
+
+def _operation_name(req: Request) -> str | None:
+    """The GraphQL ``operationName`` of a JSON request body (fault rules may select on it), else None."""
+    if req.stream is not None or not req.body or len(req.body) > LOGGED_BODY_MAX:
+        return None
+    try:
+        body = json.loads(req.body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    name = body.get("operationName") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _resolve_app(apps, method: str, path: str) -> tuple[App | None, Handler | None]:

@@ -56,7 +56,8 @@ def match_method(pattern: str | None, method: str) -> bool:
 
 
 # --------------------------------------------------------------------------- rules
-RULE_KEYS = frozenset({"id", "comment", "method", "path", "address", "port", "nth", "times", "action"})
+RULE_KEYS = frozenset({"id", "comment", "method", "path", "address", "port", "operation_name", "nth", "times",
+                       "action"})
 ACTION_KEYS = frozenset({"status", "body", "headers", "envelope_error", "msg", "delay", "drop", "operation",
                          "stage", "tls"})
 _ACTION_KINDS = ("status", "envelope_error", "delay", "drop", "operation", "tls")
@@ -106,7 +107,7 @@ def _check_selectors(raw: dict) -> None:
     port = raw.get("port")
     if port is not None and not isinstance(port, int):
         raise ValueError(f"fault rule port must be an integer, got {port!r}")
-    for k in ("path", "method", "address"):
+    for k in ("path", "method", "address", "operation_name"):
         v = raw.get(k)
         if v is not None and not isinstance(v, str):
             raise ValueError(f"fault rule {k} must be a string, got {v!r}")
@@ -127,6 +128,7 @@ class FaultRule:
     path: str | None = None
     address: str | None = None
     port: int | None = None
+    operation_name: str | None = None   # GraphQL: the body's operationName (glob); a request without one never matches
     nth: int | None = None
     times: int | None = None
     id: str = ""
@@ -134,10 +136,13 @@ class FaultRule:
     matches: int = 0          # requests that matched method/path/address/port
     hits: int = 0             # times the action fired
 
-    def selects(self, method: str, path: str, address: str, port: int | None) -> bool:
+    def selects(self, method: str, path: str, address: str, port: int | None,
+                operation_name: str | None = None) -> bool:
         return (match_method(self.method, method) and match_path(self.path, path)
                 and match_address(self.address, address)
-                and (self.port is None or port is None or int(self.port) == int(port)))
+                and (self.port is None or port is None or int(self.port) == int(port))
+                and (self.operation_name is None
+                     or (operation_name is not None and fnmatch.fnmatchcase(operation_name, self.operation_name))))
 
     def _fires_now(self) -> bool:
         """Called after ``matches`` was incremented."""
@@ -152,7 +157,7 @@ class FaultRule:
 
     def to_dict(self) -> dict:
         d = {"id": self.id, "method": self.method, "path": self.path, "address": self.address,
-             "port": self.port, "nth": self.nth, "times": self.times, "action": dict(self.action),
+             "port": self.port, "operation_name": self.operation_name, "nth": self.nth, "times": self.times, "action": dict(self.action),
              "matches": self.matches, "hits": self.hits}
         if self.comment:
             d["comment"] = self.comment
@@ -169,7 +174,7 @@ class FaultRule:
         _check_action(action)
         _check_selectors(raw)
         return cls(action=action, method=raw.get("method"), path=raw.get("path"), address=raw.get("address"),
-                   port=raw.get("port"), nth=raw.get("nth"), times=raw.get("times"), id=str(raw.get("id") or ""),
+                   port=raw.get("port"), operation_name=raw.get("operation_name"), nth=raw.get("nth"), times=raw.get("times"), id=str(raw.get("id") or ""),
                    comment=raw.get("comment"))
 
 
@@ -228,6 +233,7 @@ class Faults:
          "path": "/api/v2/deployment/cluster",   # optional; glob, or regex when it starts with ^ or re:
          "address": "10.0.20.11",                # optional; simulated address (glob allowed)
          "port": 443,                            # optional; simulated port
+         "operation_name": "updateClusterSettings",  # optional; GraphQL operationName of the body (glob)
          "nth": 2,                               # optional; fire on the 2nd matching call only
          "times": 3,                             # optional; fire at most 3 times (with nth: calls nth..nth+times-1)
          "action": {...}}                        # what to do (the action keys may also sit at top level)
@@ -299,6 +305,12 @@ class Faults:
             return next((r for r in self._rules if r.id == rule_id), None)
 
     @property
+    def wants_operation_name(self) -> bool:
+        """Whether a rule selects on the GraphQL ``operationName`` (the dispatcher then reads it from the body)."""
+        with self._lock:
+            return any(r.operation_name is not None for r in self._rules)
+
+    @property
     def rules(self) -> list[FaultRule]:
         with self._lock:
             return list(self._rules)
@@ -307,7 +319,7 @@ class Faults:
         return len(self._rules)
 
     def match(self, method: str, path: str, address: str, port: int | None = None, *,
-              explicit: bool = False) -> FaultRule | None:
+              explicit: bool = False, operation_name: str | None = None) -> FaultRule | None:
         """Count the call against every selecting rule; return the rule that fires, if any.
 
         ``explicit``: only rules whose ``method`` names this method apply (SSH commands, the installer):
@@ -317,7 +329,7 @@ class Faults:
             for r in self._rules:
                 if explicit and method.upper() not in {m.strip().upper() for m in (r.method or "").split("|")}:
                     continue
-                if not r.selects(method, path, address, port):
+                if not r.selects(method, path, address, port, operation_name):
                     continue
                 r.matches += 1
                 if chosen is None and r._fires_now():

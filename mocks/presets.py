@@ -28,6 +28,18 @@ service), advancing simulated time as the operations need:
   the installer run (``/home/cloudtower/nohup.out`` ends with ``Install Operation Center Successfully``);
   ``mocks.cloudtower.service.start(sim, ip, setup={"organization": plan.customer, "root_password":
   "HC!r0cks", "ntp_service_url": <plan NTP, comma-separated>})``.
+* ``cluster-attached`` (+ stage 05): in the CloudTower model, the datacenter ``plan.datacenter`` (created when
+  missing) in the organization ``plan.customer`` (cloudtower-ready's), the cluster (its VIP, root, the plan's cluster admin
+  password) connected to it, simulated time advanced until it reads CONNECTED with its hosts synced and its
+  connect task SUCCESSED. A cluster already known at the VIP is not connected again: one in another datacenter
+  is moved (``add-clusters-to-datacenter``), one that failed (CONNECTED_ERROR) is connected anew. The summary's
+  ``cloudtower_cluster`` names its ``id``, ``local_id``, ``settings_id``, datacenter and organization.
+* ``cloudtower-configured`` (+ stage 06), through the CloudTower model's own methods: default storage policy
+  ``REPLICA_2_THIN_PROVISION``; the cluster's per-cluster ``zbs_cluster_data_space_use_rate`` rule customized to
+  NOTICE ⌊((n−1)/n − 5 %)·100⌋ for its n hosts, CRITICAL 90 (the global rule keeps 80/90, as the guide does); the
+  dashboard script's views Cluster / Host / VM with 3 / 7 / 5 graphs; the plan's rack topology (主机规划 P/Q: racks
+  of height 42, 2U bricks at the planned U, hosts sharing a rack and U in one chassis brick), none -> the default
+  placement stays. Every part is find-or-update (twice: nothing duplicated). Summary key ``cloudtower_config``.
 
 Every step is skipped when its result is already there, so applying a preset to a world restored from
 a snapshot (or twice) is harmless. Returns a summary dict (addresses, uuids); raises ``PresetError``.
@@ -41,7 +53,7 @@ from .deployment.models import DeployOperation, SimHost
 
 log = logging.getLogger("mocks")
 
-PRESETS = ("cluster-deployed", "cluster-configured", "cloudtower-ready")
+PRESETS = ("cluster-deployed", "cluster-configured", "cloudtower-ready", "cluster-attached", "cloudtower-configured")
 CLOUDTOWER_ISO_SIZE = 7952123904               # the guide's sample ISO
 CLOUDTOWER_ROOT_PASSWORD = "HC!r0cks"          # the guide: fixed CloudTower admin password
 VM_MEMORY = 20401094656                        # the guide's fixed payload values
@@ -60,11 +72,8 @@ def apply_preset(sim, name: str) -> dict[str, Any]:
     if sim.plan is None:
         raise PresetError("the simulator has no plan (use Simulator.from_plan)")
     summary: dict[str, Any] = {"preset": name}
-    _deployed(sim, summary)
-    if name != "cluster-deployed":
-        _configured(sim, summary)
-    if name == "cloudtower-ready":
-        _cloudtower(sim, summary)
+    for step in _STEPS[: PRESETS.index(name) + 1]:          # cumulative: PRESETS and _STEPS pair up in order
+        step(sim, summary)
     sim.settle()
     log.info("sim preset %s applied: %s", name, summary)
     return summary
@@ -384,6 +393,112 @@ def _run_installer(sim, ip: str) -> None:
     if inst.state_of(ip) != "installed":
         raise PresetError(f"the CloudTower install on {ip} ended {inst.state_of(ip)}: "
                           f"{svc.fs.text(log_path)[-500:]}")
+
+
+# --------------------------------------------------------------------------- stage 05
+def _attached(sim, summary: dict) -> None:
+    """The datacenter and the connected cluster, through the CloudTower model's own methods."""
+    from .cloudtower.models import ClusterSpec, DatacenterSpec, RestError
+
+    plan = sim.plan
+    ip = str(plan.cloudtower.ip)
+    try:
+        tower = sim.state.cloudtower.tower(ip)
+    except KeyError:
+        raise PresetError(f"no CloudTower runs at {ip}") from None
+    user = (tower.root or {}).get("id")
+    org = next((o for o in tower.organizations.values() if o.name == plan.customer), None)
+    if org is None:
+        raise PresetError(f"CloudTower {ip} has no organization named {plan.customer!r}")
+    vip = str(summary.get("vip") or plan.vip or "")
+    if not vip:
+        raise PresetError("the plan has no cluster VIP")
+    try:
+        dc = next((d for d in tower.datacenters.values()
+                   if d.name == plan.datacenter and d.organization_id == org.id), None)
+        if dc is None:
+            (made,) = tower.create_datacenters([DatacenterSpec(org.id, plan.datacenter)], user)
+            dc = tower.datacenters[made["data"]["id"]]
+        c = tower.cluster_by_ip(vip)
+        if c is None or tower.connect_state(c) == "CONNECTED_ERROR":
+            tower.connect_clusters([ClusterSpec(vip, "root", plan.cluster_admin_password, dc.id)], user)
+            c = tower.cluster_by_ip(vip)
+        elif c.datacenter_ids != [dc.id]:
+            tower.add_clusters_to_datacenter([(dc.id, {"id": c.id})], user)
+    except RestError as exc:
+        raise PresetError(f"attaching the cluster {vip} to CloudTower {ip}: {exc.message}") from None
+    _wait_attached(sim, tower, c)
+    summary["cloudtower_cluster"] = {
+        "id": c.id, "local_id": c.local_id, "settings_id": c.settings_id, "name": c.name, "ip": c.ip,
+        "connect_state": tower.connect_state(c), "task_id": c.task_id,
+        "datacenter": {"id": dc.id, "name": dc.name}, "organization": {"id": org.id, "name": org.name}}
+
+
+def _wait_attached(sim, tower, c) -> None:
+    """Advance simulated time until the connect task has ended and the hosts are synced."""
+    task = tower.tasks.get(c.task_id)
+    if task is None or task.fault == "stuck":
+        raise PresetError(f"the connect of {c.ip} cannot end (task {c.task_id}: stuck)")
+    end = task.created + task.pending_s + task.running_s + float(c.sync_lag_s or 0.0)
+    sim.advance(max(0.0, end - sim.clock.now()) + 1)
+    state = tower.connect_state(c)
+    status = task.status(sim.clock.now())
+    if state != "CONNECTED" or status != "SUCCESSED":
+        view = tower.cluster_view(c)
+        raise PresetError(f"the cluster {c.ip} reads {state} (task {status}, disconnected_reason "
+                          f"{view.get('disconnected_reason')}: {task.fault_msg or ''})")
+
+
+# --------------------------------------------------------------------------- stage 06
+CONFIGURED_STORAGE_POLICY = "REPLICA_2_THIN_PROVISION"      # the guide's §06 default storage policy
+CAPACITY_ALERT_RULE = "zbs_cluster_data_space_use_rate"
+CAPACITY_ALERT_CRITICAL = 90
+
+
+def capacity_notice(hosts: int) -> int:
+    """The guide's NOTICE threshold for ``hosts`` hosts: floor(((n - 1) / n - 5 %) * 100) -- 3 -> 61, 4 -> 70."""
+    import math
+    from fractions import Fraction
+
+    return math.floor((Fraction(hosts - 1, hosts) - Fraction(1, 20)) * 100)
+
+
+def _cloudtower_configured(sim, summary: dict) -> None:
+    """Stage 06 through the CloudTower model's own methods: the default storage policy, the capacity alert of the
+    cluster's per-cluster rule (customized; CRITICAL kept), the dashboard script's three views and their graphs,
+    the plan's rack topology (主机规划 P/Q; none: the default placement stays). Each part is find-or-update."""
+    from .errors import SimError
+
+    plan = sim.plan
+    ip = str(plan.cloudtower.ip)
+    try:
+        tower = sim.state.cloudtower.tower(ip)
+    except KeyError:
+        raise PresetError(f"no CloudTower runs at {ip}") from None
+    c = tower.cluster_by_ip(str(summary.get("vip") or plan.vip or ""))
+    if c is None or tower.connect_state(c) != "CONNECTED":
+        raise PresetError(f"no CONNECTED cluster at {plan.vip} in CloudTower {ip}")
+    hosts = sum(1 for h in tower.list_hosts() if h["cluster"]["id"] == c.id)
+    if not hosts:
+        raise PresetError(f"CloudTower {ip} shows no hosts of cluster {c.name} yet (host_num 0)")
+    settings = tower.set_default_storage_policy(c.id, CONFIGURED_STORAGE_POLICY)
+    notice = capacity_notice(hosts)
+    tower.set_cluster_alert(c.id, CAPACITY_ALERT_RULE, [{"severity": "CRITICAL", "value": CAPACITY_ALERT_CRITICAL},
+                                                         {"severity": "NOTICE", "value": notice}])
+    dashboards = tower.ensure_dashboards(c.id)
+    placements = [(h.hostname, h.rack, h.rack_u) for h in plan.hosts if h.hostname and h.rack and h.rack_u]
+    try:
+        racks = tower.apply_topology(c.id, placements) if placements else []
+    except (ValueError, SimError) as exc:
+        raise PresetError(f"rack topology: {getattr(exc, 'message', exc)}") from None
+    summary["cloudtower_config"] = {
+        "default_storage_policy": settings["default_storage_policy"],
+        "capacity_alert": {"rule": CAPACITY_ALERT_RULE, "hosts": hosts, "NOTICE": notice,
+                           "CRITICAL": CAPACITY_ALERT_CRITICAL},
+        "dashboards": dashboards, "racks": racks or "default placement (the plan has no rack data)"}
+
+
+_STEPS = (_deployed, _configured, _cloudtower, _attached, _cloudtower_configured)   # one per PRESETS entry, in order
 
 
 # --------------------------------------------------------------------------- printing (python -m mocks serve)

@@ -77,6 +77,20 @@ def _installer_log(recoverable: bool) -> Callable[[object], None]:
     return apply
 
 
+def _tower(**values) -> Callable[[object], None]:
+    """Set CloudTower model attributes on every tower, now and later (mocks.cloudtower.models.CloudTowerFamily)."""
+    def apply(sim) -> None:
+        sim.cloudtower.configure(**values)
+    return apply
+
+
+def _sync_lag(lags: bool) -> Callable[[object], None]:
+    def apply(sim) -> None:
+        from .cloudtower.clusters import SYNC_LAG_S
+        sim.cloudtower.configure(sync_lag_s=SYNC_LAG_S if lags else 0.0)
+    return apply
+
+
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("sudo-password", "sudo", True,
             "host user smartx needs its password for sudo (field notes: sudo over SSH needs a PTY, password typed)",
@@ -123,12 +137,57 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("installer-log-recoverable-error", "installer-log", False,
             "a successful CloudTower install logs an [ERROR] line it recovers from (an image pull retried)",
             _installer_log(True)),
+    Profile("connect-auth-refused", "connect-auth", True,
+            "connect-cluster with a wrong cluster root password answers HTTP 400 ErrorBody code "
+            "LOAD_CLUSTER_UNAUTHORIZED at once (CloudTower logs in to the cluster before accepting). Neither this "
+            "nor connect-auth-late is in real-gear: no source shows a wrong password on real gear (the older tool "
+            "only polls for states that do not exist), so the suite is run against both",
+            _tower(connect_auth="refused")),
+    Profile("connect-auth-late", "connect-auth", False,
+            "connect-cluster with a wrong password is accepted (cluster INITIALIZING, a connect task); about 20 s "
+            "later the task is FAILED (error_message, error_code LOAD_CLUSTER_UNAUTHORIZED) and the cluster "
+            "CONNECTED_ERROR with disconnected_reason LOAD_CLUSTER_UNAUTHORIZED", _tower(connect_auth="late")),
+    Profile("cluster-sync-prompt", "cluster-sync", True,
+            "a cluster reads CONNECTED with its hosts, VDSes and VLANs already synced (host_num = the hosts)",
+            _sync_lag(False)),
+    Profile("cluster-sync-lags", "cluster-sync", False,
+            "a cluster reads CONNECTED with host_num 0 and no hosts / VDSes / VLANs for 40 simulated s, then "
+            "they show. In real-gear: the older tool guards stage 06 against host_num 0 right after the connect "
+            "(\"host_count_missing\"), which only makes sense if real CloudTower reports CONNECTED before the "
+            "hosts are synced", _sync_lag(True)),
+    Profile("rest-bodies-strict", "rest-bodies", True,
+            "REST create calls (create-datacenter, connect-cluster, ...) take only a JSON list, as the SDK sends "
+            "(a bare object -> 400)", _tower(rest_bodies="strict")),
+    Profile("rest-bodies-lenient", "rest-bodies", False,
+            "REST create calls also take the guide's / older tool's bare object and answer it bare "
+            "{data, task_id} (the older tool apparently worked that way; unverified)", _tower(rest_bodies="lenient")),
+    Profile("gql-variables-400", "gql-variables", True,
+            "a GraphQL request whose variables fail coercion (a storage policy or severity outside its enum, an "
+            "unknown input field) answers HTTP 400 BAD_USER_INPUT (Apollo Server 3 and 5, and 4 with the opt-in "
+            "status400WithErrorsAndNoData)", _tower(graphql_variable_status=400)),
+    Profile("gql-variables-200", "gql-variables", False,
+            "the same answers HTTP 200 {errors} without data (Apollo Server 4's default, its 'status code "
+            "regression', apollo-server PR #7465); CloudTower's Apollo version is unknown", _tower(graphql_variable_status=200)),
+    Profile("ct-names-free", "ct-names", True,
+            "CloudTower lets monitoring views and racks share a name (a re-run that creates again duplicates them; "
+            "the dashboard script checks for its views by name itself)", _tower(unique_names=False)),
+    Profile("ct-names-unique", "ct-names", False,
+            "create-view / create-rack-topo refuse a name already used in the cluster (HTTP 400)",
+            _tower(unique_names=True)),
+    Profile("topology-nodes-unplaced", "topology-default", True,
+            "after the connection every host's node sits directly under the cluster topo (zone default, empty rack "
+            "defrack), as ZBS's `zbs-meta topo list` shows a fresh cluster", _tower(topology_default="unplaced")),
+    Profile("topology-nodes-in-bricks", "topology-default", False,
+            "after the connection every node is already in its own 1U brick (named after the host) in rack defrack: "
+            "topology must move or reuse bricks, not assume free nodes", _tower(topology_default="bricks")),
 )}
 
 META_PROFILES: dict[str, tuple[str, ...]] = {
     # what the older tool's calls on real clusters point to (issue 12 items 3, 4 and 8), and the recoverable
     # installer [ERROR] line (item 7); defaults elsewhere
-    "real-gear": ("sudo-nopasswd", "vds-lacp-lacp", "deploy-status-lags", "installer-log-recoverable-error"),
+    # ... and the older tool's host_num-0 guard after the connect (cluster-sync-lags); connect-auth: no evidence
+    "real-gear": ("sudo-nopasswd", "vds-lacp-lacp", "deploy-status-lags", "installer-log-recoverable-error",
+                  "cluster-sync-lags"),
 }
 
 

@@ -15,7 +15,15 @@ Errors follow Apollo Server (what CloudTower runs), as :class:`GqlError`::
 
 Authentication is per root field: ``createUser``, ``organizations``, ``userCreated`` and ``login`` need
 none; ``createOrganization`` needs none while the tower has no organization (the first-run wizard), a
-token afterwards; ``updateCloudTowerNtpUrl`` and ``deploys`` need a token (or the ``connect.sid`` cookie).
+token afterwards; ``updateCloudTowerNtpUrl``, ``deploys`` and the §06 fields (``updateClusterSettings``,
+``globalAlertRules``, ``globalAlertRulesConnection``, ``updateGlobalAlertRule``) need a token (or the
+``connect.sid`` cookie).
+
+Variable coercion errors (a bad enum value, an unknown input field) answer 400 ``BAD_USER_INPUT`` (Apollo
+Server 3 and 5, and 4 with the opt-in ``status400WithErrorsAndNoData``); under profile ``gql-variables-200``
+(``tower.graphql_variable_status = 200``) HTTP 200 ``{"errors": [...]}`` without ``data`` (Apollo Server 4's
+default). Output numbers are written as JavaScript does: an integral ``Float`` (a
+threshold's ``value``) as ``90``, not ``90.0``.
 
 Adding an operation: its root field (and types) in ``schema.graphql``, a resolver in :data:`RESOLVERS`,
 its name in :data:`GUIDE_OPERATIONS`.
@@ -38,8 +46,8 @@ from .util import parse_datetime
 
 # the operations of the guide (by operationName); any valid document is served, these name the
 # documents the simulator was built for (an invalid document of another name says so)
-GUIDE_OPERATIONS = ("checkTowerIsSetup", "createOrganization", "createRootUser", "deployedLicense", "login",
-                    "updateCloudTowerNtpUrl")
+GUIDE_OPERATIONS = ("checkTowerIsSetup", "createOrganization", "createRootUser", "deployedLicense", "globalAlertRules",
+                    "login", "updateCloudTowerNtpUrl", "updateClusterSettings", "updateGlobalAlertRule")
 
 
 @dataclass
@@ -129,7 +137,44 @@ def _login(_root, info, data: dict, effect: dict | None = None) -> dict:
     return {"token": token, "uid": None, "need_mfa": None, "mfa_meta": None}
 
 
+# --------------------------------------------------------------------------- §06
+def _update_cluster_settings(_root, info, where: dict, data: dict) -> dict:
+    ctx: Ctx = info.context
+    ctx.user()
+    return ctx.tower.update_cluster_settings(where.get("id"), data)
+
+
+def _global_alert_rules(_root, info, **args) -> list[dict]:
+    ctx: Ctx = info.context
+    ctx.user()
+    return _select(ctx.tower.list_global_alert_rules(), args, "GlobalAlertRule")
+
+
+def _global_alert_rules_connection(_root, info, **args) -> dict:
+    ctx: Ctx = info.context
+    ctx.user()
+    return {"aggregate": {"count": len(_select(ctx.tower.list_global_alert_rules(), {"where": args.get("where")},
+                                                "GlobalAlertRule"))}}
+
+
+def _update_global_alert_rule(_root, info, data: dict, where: dict) -> dict:
+    ctx: Ctx = info.context
+    ctx.user()
+    return ctx.tower.update_global_alert_rule(where.get("id"), data)
+
+
+def _alert_rule_global(parent: dict, info) -> dict:
+    """``AlertRule.global_alert_rule``: the whole global rule (the view nests only its id and name)."""
+    tower = info.context.tower
+    return tower.global_rule_view(tower.global_alert_rules[parent["global_alert_rule"]["id"]])
+
+
 RESOLVERS: dict[tuple[str, str], Callable] = {
+    ("Query", "globalAlertRules"): _global_alert_rules,
+    ("Query", "globalAlertRulesConnection"): _global_alert_rules_connection,
+    ("Mutation", "updateClusterSettings"): _update_cluster_settings,
+    ("Mutation", "updateGlobalAlertRule"): _update_global_alert_rule,
+    ("AlertRule", "global_alert_rule"): _alert_rule_global,
     ("Query", "organizations"): _organizations,
     ("Query", "userCreated"): _user_created,
     ("Query", "deploys"): _deploys,
@@ -175,7 +220,7 @@ def load_schema() -> GraphQLSchema:
     _wire_scalar(schema.type_map["JSON"], value=_identity, literal=value_from_ast_untyped)
     roots = {"Query": schema.query_type, "Mutation": schema.mutation_type}
     for (type_name, field_name), fn in RESOLVERS.items():
-        roots[type_name].fields[field_name].resolve = fn
+        schema.type_map[type_name].fields[field_name].resolve = fn
     missing = [f"{t}.{f}" for t, typ in roots.items() for f, fd in typ.fields.items() if fd.resolve is None]
     if missing:
         raise RuntimeError(f"schema.graphql root fields without a resolver: {missing}")
@@ -234,11 +279,25 @@ def _document(src: str, op_name: str | None):
     return doc
 
 
-def _answer(result: ExecutionResult) -> dict:
+def _js_numbers(v: Any) -> Any:
+    """Numbers as a JavaScript server writes them: an integral float without its ``.0``."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _js_numbers(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_js_numbers(x) for x in v]
+    return v
+
+
+def _answer(result: ExecutionResult, variable_status: int = 400) -> dict:
     if not result.errors:
-        return {"data": result.data}
+        return {"data": _js_numbers(result.data)}
     if result.data is None and all(e.path is None for e in result.errors):      # variable coercion
-        raise _phase_error(list(result.errors), "BAD_USER_INPUT")
+        err = _phase_error(list(result.errors), "BAD_USER_INPUT")
+        if variable_status == 200:                       # profile gql-variables-200 (Apollo Server 4's default)
+            return {"errors": [err.entry(), *err.more]}
+        raise err
     entries = []
     for e in result.errors:
         orig = e.original_error
@@ -246,7 +305,7 @@ def _answer(result: ExecutionResult) -> dict:
             raise orig                                   # a simulator bug: the app answers 500
         entries.append({"message": e.message, "locations": _locations(e), "path": e.path,
                         "extensions": {"code": orig.code if orig else "INTERNAL_SERVER_ERROR"}})
-    return {"errors": entries, "data": result.data}
+    return {"errors": entries, "data": _js_numbers(result.data)}
 
 
 def execute(tower: CloudTowerModel, body: Any, *, auth_header: str | None = None,
@@ -258,4 +317,4 @@ def execute(tower: CloudTowerModel, body: Any, *, auth_header: str | None = None
     ctx = Ctx(tower, auth_header, cookie_sid)
     result = execute_sync(SCHEMA, doc, root_value=None, context_value=ctx, variable_values=variables,
                           operation_name=op_name)
-    return _answer(result), ctx.response_headers
+    return _answer(result, getattr(tower, "graphql_variable_status", 400)), ctx.response_headers

@@ -9,9 +9,15 @@ wire onto these methods. The model is one facade over its concepts:
 * ``orgs.py`` -- organizations and datacenters; ``clusters.py`` -- connected clusters and what
   CloudTower syncs from them; ``tasks.py`` -- tasks (simulated time, computed on read);
 * ``settings.py`` -- NTP, the deployed (trial) license, the warm-up window (443 answers 503);
+* ``config.py`` -- guide §06: cluster settings, alert rules, monitoring views and graphs, rack topology (created
+  when a cluster first reads CONNECTED; knobs ``initial_storage_policy``, ``alert_rules_lag``);
 * ``errors.py`` -- :class:`RestError`, :class:`GqlError`, :class:`Unauthenticated` (``SimError``\\ s).
 
 :meth:`CloudTowerModel.settle` applies ended tasks (``sim.advance`` calls it through the family).
+
+Tunables tests set on a tower (see ``clusters.py``): ``connect_seconds`` (``tower.connect_seconds = 10**6`` before
+``connect-cluster`` keeps the connect INITIALIZING past any limit; kept in snapshots), ``task_pending``,
+``datacenter_task``, ``session_ttl``; the profiles set ``connect_auth``, ``sync_lag_s`` and ``rest_bodies``.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from typing import Any, Callable
 from ..clock import SimClock
 from ..sessions import Session, SessionStore
 from .clusters import CONNECT_S, Cluster, ClustersMixin, ClusterSpec
+from .config import ConfigMixin
 from .errors import GqlError, RestError, Unauthenticated
 from .orgs import Datacenter, DatacenterSpec, Organization, OrgsMixin
 from .settings import SettingsMixin
@@ -45,7 +52,7 @@ def _build(cls, d: dict):
     return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin):
+class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin, ConfigMixin):
     """One CloudTower VM's API state, at ``ip``."""
 
     family = "cloudtower"
@@ -60,6 +67,10 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
         self.task_pending = TASK_PENDING_S
         self.connect_seconds = CONNECT_S
         self.datacenter_task = False        # the guide's create-datacenter answers task_id null
+        # ---- profile-chosen behaviour (mocks.profiles; not in snapshots: the run's profiles decide)
+        self.connect_auth = "refused"       # connect-auth: a wrong cluster password -> 400 at once | "late"
+        self.sync_lag_s = 0.0               # cluster-sync: s after CONNECTED before hosts/VDSes/VLANs show
+        self.rest_bodies = "strict"         # rest-bodies: a bare-object create body -> 400 | "lenient"
         self.warmup_status = 503
         self.encoded_passwords: dict[str, str] = dict(ENCODED_PASSWORDS)
         # ---- in memory only (never exported): clear tokens issued, for test inspection
@@ -75,6 +86,7 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
         self.sessions = SessionStore(clock, ttl=None, secrets=self.secrets, lock=self.lock)   # token and cookie
         self.ntp_servers: list[str] = []
         self._seq = 0
+        self._init_config()                 # stage 06: settings, alert rules, views, topology (config.py)
 
     def _new_id(self, kind: str) -> str:
         with self.lock:
@@ -118,6 +130,7 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
                 "tasks": [dataclasses.asdict(t) | {"status": t.status(now)} for t in self.tasks.values()],
                 "sessions": self.sessions.export_state(),
                 "ntp_servers": list(self.ntp_servers),
+                "config": self.export_config(),
                 "tunables": {"task_pending": self.task_pending, "connect_seconds": self.connect_seconds,
                              "datacenter_task": self.datacenter_task, "session_ttl": self.session_ttl},
             }
@@ -136,6 +149,7 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
             self.sessions.import_state(state.get("sessions", []))
             self.ntp_servers = list(state.get("ntp_servers", []))
             self._import_tunables(state.get("tunables") or {})
+            self.import_config(state.get("config") or {})
         return []
 
     def _import_tunables(self, tun: dict) -> None:
@@ -177,6 +191,24 @@ class CloudTowerFamily:
         self.factory = factory
         self.attach = attach
         self.lock = threading.RLock()
+        # tower attributes the run's profiles chose (mocks.profiles): every tower, existing or new, takes them
+        self.tower_defaults: dict[str, Any] = {}
+
+    def configure(self, **values: Any) -> None:
+        """Set tower attributes for every tower, now and later (what a profile does)."""
+        with self.lock:
+            self.tower_defaults.update(values)
+            for t in self.towers.values():
+                self._apply_defaults(t)
+
+    def _apply_defaults(self, t: CloudTowerModel) -> CloudTowerModel:
+        for k, v in self.tower_defaults.items():
+            setattr(t, k, v)
+        return t
+
+    def new_tower(self, ip: str) -> CloudTowerModel:
+        """A new tower from ``factory``, with the profiles' attributes applied (the caller registers it)."""
+        return self._apply_defaults(self.factory(ip))
 
     def tower(self, ip: str) -> CloudTowerModel:
         return self.towers[str(ipaddress.ip_address(str(ip).strip()))]
@@ -201,7 +233,7 @@ class CloudTowerFamily:
                 if self.factory is None:
                     notes.append(f"cloudtower {ip}: no factory to re-create it; skipped")
                     return None
-                t = self.factory(ip)
+                t = self.new_tower(ip)
                 self.towers[ip] = t
             return t
 

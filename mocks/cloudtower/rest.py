@@ -5,8 +5,11 @@ Every call is a POST with a JSON body. A registry maps the call name to a handle
 * ``login``  -- ``{username, password, source}`` -> ``{"data": {"token"}, "task_id": null}`` (no auth);
 * ``get``    -- body ``{where, orderBy, first, skip, last}`` (``{}`` or an empty body: everything) ->
   a JSON **list** (filtering: :mod:`mocks.cloudtower.filters`);
-* ``create`` -- body a JSON **list** of creation parameters -> a list of ``{"data", "task_id"}``
-  (a bare object is refused with 400: the guide prints bare objects, the real API takes lists);
+* ``create`` -- body a JSON **list** of creation parameters (or of ``{where, data}`` items:
+  ``add-clusters-to-datacenter``, ``remove-clusters-from-datacenter``) -> a list of ``{"data", "task_id"}``.
+  A bare object is refused with 400 (profile ``rest-bodies-strict``, the default: the guide prints bare
+  objects, the SDK sends lists); under ``rest-bodies-lenient`` (``tower.rest_bodies = "lenient"``) a bare
+  object is taken as a one-item list and answered bare ``{"data", "task_id"}``, as the guide prints it;
 * ``action`` -- body ``{where, data}`` -> a list of ``{"data", "task_id"}`` (none implemented yet).
 
 Every call but ``login`` needs ``Authorization: <token>`` -- the raw token, no ``Bearer``; otherwise
@@ -72,6 +75,8 @@ def dispatch(tower: CloudTowerModel, name: str, body: Any, ctx: RestCtx) -> Any:
         except FilterError as exc:
             raise RestError(400, f"{name}: {exc}") from None
     if call.kind == "create":
+        if isinstance(body, dict) and getattr(tower, "rest_bodies", "strict") == "lenient":
+            return call.handler(tower, [body], ctx)[0]          # the guide's bare object in, bare answer out
         if not isinstance(body, list):
             raise RestError(400, f"{name}: the body must be a JSON array of creation parameters "
                                  f"(got {type(body).__name__ if body is not None else 'no body'})")
@@ -111,6 +116,25 @@ def datacenter_specs(items: list) -> list[DatacenterSpec]:
     for i, it in enumerate(items):
         it = _item(i, it, "organization_id, name", _DC_FIELDS, "DatacenterCreationParams")
         out.append(DatacenterSpec(_required_str(i, it, "organization_id"), _required_str(i, it, "name")))
+    return out
+
+
+def datacenter_moves(items: list) -> list[tuple[str, dict]]:
+    """``add-clusters-to-datacenter`` / ``remove-clusters-from-datacenter`` items
+    (``AddClustersToDatacenterParams``: ``{where: DatacenterWhereUniqueInput {id}, data: {clusters:
+    ClusterWhereInput}}``) -> ``[(datacenter id, clusters where)]``. ``data.clusters`` is required here (the SDK
+    allows null; the simulator refuses a move that would name no clusters rather than guess)."""
+    out = []
+    for i, it in enumerate(items):
+        it = _item(i, it, "where: {id}, data: {clusters}", {"where", "data"}, "AddClustersToDatacenterParams")
+        where, data = it.get("where"), it.get("data")
+        if not isinstance(where, dict) or set(where) != {"id"} or not isinstance(where["id"], str):
+            raise RestError(400, f"[{i}].where must be {{id}} (DatacenterWhereUniqueInput)")
+        if not isinstance(data, dict) or set(data) - {"clusters"}:
+            raise RestError(400, f"[{i}].data must be {{clusters}} (AddClustersToDatacenterParamsData)")
+        if not isinstance(data.get("clusters"), dict):
+            raise RestError(400, f"[{i}].data.clusters is required: a ClusterWhereInput such as {{id}} or {{ip}}")
+        out.append((where["id"], data["clusters"]))
     return out
 
 
@@ -173,6 +197,17 @@ def connect_cluster(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[d
     return tower.connect_clusters(cluster_specs(items), ctx.user_id, ctx.fault)
 
 
+@rest_call("add-clusters-to-datacenter", kind="create")
+def add_clusters_to_datacenter(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[dict]:
+    """Moves the matched clusters into the datacenter (see :mod:`mocks.cloudtower.orgs`)."""
+    return tower.add_clusters_to_datacenter(datacenter_moves(items), ctx.user_id, ctx.fault)
+
+
+@rest_call("remove-clusters-from-datacenter", kind="create")
+def remove_clusters_from_datacenter(tower: CloudTowerModel, items: list, ctx: RestCtx) -> list[dict]:
+    return tower.remove_clusters_from_datacenter(datacenter_moves(items), ctx.user_id, ctx.fault)
+
+
 @rest_call("get-tasks", kind="get", typename="Task")
 def get_tasks(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
     return tower.list_tasks()
@@ -191,3 +226,7 @@ def get_vdses(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
 @rest_call("get-vlans", kind="get", typename="Vlan")
 def get_vlans(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
     return tower.list_vlans()
+
+
+# guide §06 (cluster settings, alert rules, views and graphs, rack topology) registers its calls here
+from . import rest_config  # noqa: E402,F401

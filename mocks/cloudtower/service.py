@@ -81,7 +81,7 @@ def start(sim: Any, ip: str, *, setup: dict | None = None, warmup: float = 0.0) 
     with fam.lock:
         tower = fam.towers.get(ip)
         if tower is None:
-            tower = fam.factory(ip)
+            tower = fam.new_tower(ip)
             fam.towers[ip] = tower
     if setup:
         tower.preset(setup)

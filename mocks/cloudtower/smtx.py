@@ -52,6 +52,16 @@ class SmtxSource:
                     f"the cluster at {ip} rejected user {username!r}: wrong username or password")
         return None
 
+    def reachable(self, ip: str) -> bool:
+        """Whether a cluster CloudTower connected to still answers at ``ip``: its tcp/443 up and fisheye
+        serving there. False turns a CONNECTED cluster DISCONNECTED (``LOAD_CLUSTER_NETWORK_ERROR``).
+        Reads only (the dispatcher settles every family before each request)."""
+        ep = self.sim.hub.endpoint(ip, 443, "tcp")
+        if ep is None or not ep.up:
+            return False
+        fe = self.fisheye
+        return fe is not None and fe.active and fe.serves(ip)
+
     def info(self, ip: str) -> dict | None:
         """The cluster's facts as CloudTower shows them, or None when nothing answers at ``ip`` any more."""
         fe = self.fisheye

@@ -1,7 +1,10 @@
 """CloudTower tasks (``get-tasks``): long operations that progress on simulated time, computed on read.
 
 ``PENDING`` for ``pending_s``, ``EXECUTING`` for ``running_s``, then ``SUCCESSED`` -- or ``FAILED`` /
-stuck in ``EXECUTING`` when an ``operation`` fault fired on the call (:class:`TaskFault`).
+stuck in ``EXECUTING`` when an ``operation`` fault fired on the call, or when the model itself decided the
+operation fails (:class:`TaskFault`; e.g. a connect whose password the cluster refuses under profile
+``connect-auth-late``). A failed task answers ``error_message`` and ``error_code``: the fault's ``code`` (a
+``ClusterConnectorErrorCode`` for a connect), else ``LOAD_CLUSTER_FAILED`` / ``TASK_FAILED``.
 """
 from __future__ import annotations
 
@@ -20,10 +23,11 @@ TASK_PENDING_S = 2.0            # simulated seconds a task stays PENDING before 
 @dataclass(frozen=True)
 class TaskFault:
     """What an ``operation`` fault does to the task a call starts: ``mode`` ``"fail"`` (FAILED with
-    ``msg``) or ``"stuck"`` (EXECUTING forever)."""
+    ``msg`` and error code ``code``) or ``"stuck"`` (EXECUTING forever)."""
 
     mode: str
     msg: str | None = None
+    code: str | None = None
 
     @classmethod
     def of(cls, outcome: str | None, msg: str | None = None) -> "TaskFault | None":
@@ -48,6 +52,7 @@ class Task:
     cluster_id: str | None = None
     fault: str | None = None         # None | "stuck" | "fail"
     fault_msg: str | None = None
+    fault_code: str | None = None    # the error code a failing task answers (None: the generic one)
     applied: bool = False
     outcome: str | None = None       # SUCCESSED | FAILED once applied
 
@@ -69,6 +74,8 @@ class Task:
 def _error_code(t: Task, failed: bool) -> str | None:
     if not failed:
         return None
+    if t.fault_code:
+        return t.fault_code
     return "LOAD_CLUSTER_FAILED" if t.resource_type == "Cluster" else "TASK_FAILED"
 
 
@@ -86,7 +93,7 @@ class TasksMixin:
                  resource_id=resource_id, resource_mutation=mutation, args=args, created=self.clock.now(),
                  created_wall=self.clock.wall(), pending_s=float(self.task_pending), running_s=float(running_s),
                  user_id=user_id, cluster_id=cluster_id, fault=fault.mode if fault else None,
-                 fault_msg=fault.msg if fault else None)
+                 fault_msg=fault.msg if fault else None, fault_code=fault.code if fault else None)
         self.tasks[t.id] = t
         return t
 
