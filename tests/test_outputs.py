@@ -35,6 +35,17 @@ SAMPLES = [
     O.CloudTowerLicense(license_serial="CT-1", software_edition="ENTERPRISE", type="TRIAL"),
     O.Versions(packages={"cloudtower": "cloudtower-v4.7.1.iso (4.7.1)"}, hosts={"10.0.20.11": "6.2.0P4"},
                deployed={"smtx_os": "6.2.0P4", "cloudtower": "4.7.1"}),
+    O.CloudTowerOrganization("org1", "ACME"), O.CloudTowerDatacenter("dc1", "ACME-DC", "org1", created=True),
+    O.CloudTowerCluster(id="c1", ip="10.0.20.10", local_id="u-1", settings_id="s1", connect_state="CONNECTED",
+                        how="moved", moved_from="OLD-DC", host_num=1, hosts=[["node1", "10.0.20.11"]],
+                        connect_started=1700000000.5, connect_seconds=150.0),
+    O.CloudTowerStoragePolicy("REPLICA_2_THIN_PROVISION", 2, True, "s1", "REPLICA_2_THICK_PROVISION", "set"),
+    O.CloudTowerCapacityAlert("zbs_cluster_data_space_use_rate", "g1", "a1", 3, 61, 90, 80, "set"),
+    O.CloudTowerDashboards([O.DashboardView("Cluster", "v1", "cluster", 3, 3, 3, True),
+                            O.DashboardView("VM", "v3", "vm", 6, 5, 0, False)]),
+    O.CloudTowerRacks([O.RackPlacement("n1", "10.0.0.11", "A01", 1, "n1"),
+                       O.RackPlacement("n2", "10.0.0.12", "A02", 10, "A02-U10", ["n3"])], 2, 42, ["A01", "A02"],
+                      2, 1, 3, ["n4"]),
 ]
 
 
