@@ -105,6 +105,24 @@ class _Reader:
                        "填写整数", "enter a whole number")
             return None
 
+    def rack_u(self, sheet: str, cell: str) -> int | None:
+        """A rack U position: a positive whole number (``3``, or ``3.0`` as Excel stores it); anything else (``3.5``,
+        ``U3``, ``0``, ``-1``) is a finding naming the cell, and the host has no U."""
+        s = self.text(sheet, cell, technical=True)
+        if s is None:
+            return None
+        try:
+            f = float(s)
+            if f.is_integer() and f >= 1:
+                return int(f)
+        except (ValueError, OverflowError):
+            pass
+        self.error("PLAN-RACK-U-INVALID", L.ref(sheet, cell), f"机架 U 位「{s}」不是正整数",
+                   f"rack U position {s!r} is not a positive whole number",
+                   "只填写服务器所在最低 U 位的数字（从 1 开始），例如 5", "enter only the number of the lowest U the "
+                   "server occupies (from 1), e.g. 5")
+        return None
+
     def nics(self, sheet: str, cell: str) -> tuple[str, ...]:
         s = self.text(sheet, cell, technical=True)
         if not s:
@@ -145,7 +163,7 @@ def _host(r: _Reader, row: int) -> Host:
         storage_ip=r.ip(S, f"{C['storage_ip']}{row}"),
         description=r.text(S, f"{C['description']}{row}"),
         rack=r.text(S, f"{C['rack']}{row}"),
-        rack_u=r.integer(S, f"{C['rack_u']}{row}"),
+        rack_u=r.rack_u(S, f"{C['rack_u']}{row}"),
     )
 
 

@@ -15,6 +15,7 @@ from .check_addresses import AddressChecks
 from .check_common import HOSTS, MGMT, NET, cell_ref, is_hostname, raw_text, sort_findings
 from .check_links import LinkChecks
 from .check_passwords import PasswordChecks
+from .check_racks import RackChecks
 from .model import Finding, Plan
 from .parse import load
 
@@ -22,7 +23,7 @@ from .parse import load
 __all__ = ["validate", "check", "sort_findings", "is_hostname"]
 
 
-class _Checker(AddressChecks, LinkChecks, PasswordChecks):
+class _Checker(AddressChecks, LinkChecks, PasswordChecks, RackChecks):
     def __init__(self, plan: Plan):
         self.plan = plan
         self.out: list[Finding] = []
@@ -42,7 +43,7 @@ class _Checker(AddressChecks, LinkChecks, PasswordChecks):
     def run(self) -> list[Finding]:
         for step in (self.required_fields, self.cluster_names, self.host_count, self.hostnames, self.choices,
                      self.gateways, self.subnets, self.addresses, self.test_range, self.vlans,
-                     self.business_names, self.bonds, self.nics, self.dns_ntp, self.passwords):
+                     self.business_names, self.bonds, self.nics, self.dns_ntp, self.passwords, self.racks):
             step()
         return self.out
 
