@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from .presets import PRESETS
     serve.add_argument("--preset", choices=PRESETS,
                        help="fast-forward the world first (cluster-deployed: stages 01-02 done, cluster-configured: "
-                            "01-03, cloudtower-ready: 01-04, cluster-attached: 01-05; see mocks/presets.py)")
+                            "01-03, cloudtower-ready: 01-04, cluster-attached: 01-05, cloudtower-configured: 01-06; "
+                            "see mocks/presets.py)")
     ca = sub.add_parser("ca", help="write the simulator's CA certificate (the same in every simulator), for "
                                    "pytest --simulate --ca-bundle PATH")
     ca.add_argument("path", help="where to write the PEM")

@@ -101,6 +101,7 @@ def test_no_secret_reaches_any_output(full_run, plan_file):
     assert leaks == []
 
 
+@pytest.mark.slow   # two whole runs (the fast suite keeps the in-process stage tests; CI runs -m slow)
 def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_path):
     run_dir = tmp_path / "run"
     # The deployment is accepted, then every status poll fails: step 02.deploy fails mid-way.

@@ -17,6 +17,10 @@ from plan.parse import load
 
 from .suite_runs import leaks, report_of, run_suite, simulator, state_of
 
+# two whole runs: with the other whole-run scenarios under -m slow (CI runs it); the fast suite keeps in-process
+# reruns per stage (e.g. tests/test_stage05.py)
+pytestmark = pytest.mark.slow
+
 DEPLOY = "/api/v2/deployment/cluster"
 BUSINESS = 3
 VDS_CREATE, VLAN_CREATE = "/api/v2/network/vds", "/api/v2/network/vds/*/vlans"
