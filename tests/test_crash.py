@@ -75,7 +75,7 @@ MID_POINTS = (
 )
 
 SCENARIOS = [
-    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04", "05")),
+    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04", "05", "06")),
     Scenario("boundaries-inprocess", tuple(f"after:{s}" for s in step_ids()[3::4]) + ("after:04.serial",),
              inprocess=True),
     *(Scenario(f"{name}-{where}", (point,), inprocess=where == "inprocess")
@@ -183,6 +183,12 @@ def _tower_problems(tower, plan) -> list[str]:
     clusters = [(c.ip, tower.connect_state(c)) for c in tower.clusters.values()]
     if clusters != [(str(plan.vip), "CONNECTED")]:
         problems.append(f"clusters in CloudTower: {clusters}")
+    views = [v.name for v in tower.views.values()]          # stage 06: dashboards and racks, each once
+    graphs = [(g.view_id, g.metric_name) for g in tower.graphs.values()]
+    racks = [(r.cluster_id, r.name) for r in tower.rack_topoes.values()]
+    for what, names in (("views", views), ("graphs", graphs), ("racks", racks)):
+        if len(names) != len(set(names)):
+            problems.append(f"{what} twice: {sorted(map(str, names))}")
     return problems
 
 
