@@ -213,9 +213,40 @@ def _wire_scalar(scalar: GraphQLScalarType, *, value: Callable, literal: Callabl
                 setattr(scalar, name, fn)
 
 
+# Families of operations kept apart (stage 07: OBS, backup): each adds ``schema_<name>.graphql`` (``extend type
+# Query`` / ``extend type Mutation`` and its own types) and a module ``graphql_<name>.py`` whose ``RESOLVERS`` dict
+# is merged into :data:`RESOLVERS` here.
+EXTENSIONS = ("obs", "backup")
+
+
+def _sdl() -> str:
+    """``schema.graphql`` and, after it, each extension's ``schema_<name>.graphql`` (absent or empty: skipped)."""
+    root = resources.files(__package__)
+    parts = [root.joinpath("schema.graphql").read_text(encoding="utf-8")]
+    for name in EXTENSIONS:
+        f = root.joinpath(f"schema_{name}.graphql")
+        if f.is_file() and f.read_text(encoding="utf-8").strip():
+            parts.append(f.read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+def _extension_resolvers() -> None:
+    import importlib
+
+    for name in EXTENSIONS:
+        try:
+            mod = importlib.import_module(f"{__package__}.graphql_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.graphql_{name}":
+                raise
+            continue
+        RESOLVERS.update(mod.RESOLVERS)
+
+
 def load_schema() -> GraphQLSchema:
-    """``schema.graphql`` with the custom scalars and :data:`RESOLVERS` wired in."""
-    schema = build_schema(resources.files(__package__).joinpath("schema.graphql").read_text(encoding="utf-8"))
+    """``schema.graphql`` (and the extensions') with the custom scalars and :data:`RESOLVERS` wired in."""
+    _extension_resolvers()
+    schema = build_schema(_sdl())
     _wire_scalar(schema.type_map["DateTime"], value=_datetime_value, literal=_datetime_literal)
     _wire_scalar(schema.type_map["JSON"], value=_identity, literal=value_from_ast_untyped)
     roots = {"Query": schema.query_type, "Mutation": schema.mutation_type}
