@@ -19,6 +19,14 @@ from .redact import REDACTOR
 # The guide's fixed encoded root password: CloudTower's root starts as HC!r0cks, which this API cannot change.
 GUIDE_ENCODED_ROOT_PASSWORD = ("NzllNTE3NTgxYWY5NDY3ODM4ZTczMTg1MDc4YmM3YzQ6eVpSSTlodUNxNDBNL3J4ZTViZ1dqZz09")
 DEFAULT_ROOT_PASSWORD = "HC!r0cks"
+# The guide's GraphQL ``login`` (§07, the browser's login) sends this encoded form of HC!r0cks with ``effect:
+# {encoded: true}``; the key is unknown, so only this captured value can be sent. The older tool sends the plain
+# password with ``encoded: true``, which a server may refuse; the guide's form is what the suite relies on.
+GUIDE_ENCODED_LOGIN_PASSWORD = "NmQwNTQ2MTI4MDQxMjgzYTk3NDU3OGZmYjk3NmFhNGM6dm40by9nOE0xZ0ZjVmxBSmR2Nmk3QT09"
+# The OVM operator's fixed Basic credential (o11y:HC!r0cks), guide L2255
+OVM_BASIC = "Basic bzExeTpIQyFyMGNrcw=="
+Q_LOGIN = ("mutation login($data: LoginInput!) {\n  login(data: $data, effect: {encoded: true}) {\n    token\n"
+           "    need_mfa\n    __typename\n  }\n}\n")
 
 Q_CREATE_ROOT = ("mutation createRootUser($root_password: String!, $now: DateTime!) {\n  createUser(data: {name: "
                  "\"root\", source: LOCAL, role: ROOT, username: \"root\", display_username: \"root\", password: "
@@ -128,6 +136,13 @@ class CookieSession(Session):
         return {"Cookie": f"{self.cookie}={self.value or ''}"}
 
 
+class OvmSession(CookieSession):
+    """The OVM operator (OBS package uploads, guide §07): the fixed Basic credential **and** the cookie."""
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Authorization": OVM_BASIC}
+
+
 def _unauthenticated(resp: httpx.Response) -> bool:
     """401, or Apollo's HTTP 200 with an ``UNAUTHENTICATED`` error (GraphQL)."""
     if resp.status_code == 401:
@@ -148,8 +163,10 @@ class CloudTowerClient(ApiClient):
     def __init__(self, address: str, **kw):
         self.address = str(address)
         self.relogins = 0
-        self.sessions: dict[str, Session] = {"token": TokenSession(self._token_login)}
-        REDACTOR.add(DEFAULT_ROOT_PASSWORD)
+        self.sessions: dict[str, Session] = {"token": TokenSession(self._token_login),
+                                             "cookie": CookieSession(self._cookie_login),
+                                             "ovm": OvmSession(self._cookie_login)}
+        REDACTOR.add(DEFAULT_ROOT_PASSWORD, GUIDE_ENCODED_LOGIN_PASSWORD, OVM_BASIC, OVM_BASIC.split()[1])
         super().__init__(f"https://{self.address}", **kw)
 
     @property
@@ -240,6 +257,30 @@ class CloudTowerClient(ApiClient):
             raise ApiError("POST", self.url("/v2/api/login"), resp.status_code, _excerpt(resp.content),
                            "登录响应没有 token / the login answer has no token")
         return token
+
+    def _cookie_login(self) -> str:
+        """GraphQL ``login`` (guide §07): the ``connect.sid`` cookie from its Set-Cookie (also the token it
+        answers, which joins the redaction). No cookie fails: "CloudTower 登录未返回有效 cookie"."""
+        body = {"operationName": "login", "query": Q_LOGIN,
+                "variables": {"data": {"username": "root", "password": GUIDE_ENCODED_LOGIN_PASSWORD,
+                                       "source": "LOCAL", "auth_config_id": None}}}
+        resp = self.request("POST", "/api", json_body=body, kind=MUTATION)
+        data = self.check(resp, hint="CloudTower GraphQL 登录失败 / CloudTower GraphQL login failed") or {}
+        if data.get("errors"):
+            raise GraphQLError("POST", self.url("/api"), resp.status_code, _excerpt(resp.content),
+                               "CloudTower GraphQL 登录被拒绝，检查 root 密码 / the GraphQL login was refused: check the "
+                               "root password", ec="login")
+        token = ((data.get("data") or {}).get("login") or {}).get("token")
+        if token:
+            REDACTOR.add(token)
+        sid = resp.cookies.get(CookieSession.cookie) or _set_cookie(resp, CookieSession.cookie)
+        if not sid:
+            raise ApiError("POST", self.url("/api"), resp.status_code, _excerpt(resp.content),
+                           "CloudTower 登录未返回有效 cookie（缺少 connect.sid）/ the login set no connect.sid cookie")
+        from urllib.parse import unquote
+
+        REDACTOR.add(sid, unquote(sid))
+        return sid
 
     def rest(self, name: str, body: Any = None, *, mutation: bool | None = None) -> Any:
         """POST /v2/api/<name> with the raw token. ``get-*`` calls are reads (retried, 500 included), all
@@ -389,6 +430,15 @@ class CloudTowerClient(ApiClient):
     def move_node_topo(self, node_id: str, data: dict) -> Any:
         """``/move-node-topo`` (SDK ``update_node_topo``; takes a **list** of ``{where, data}``)."""
         return self.rest("move-node-topo", [{"where": {"id": node_id}, "data": data}])
+
+
+def _set_cookie(resp: httpx.Response, name: str) -> str | None:
+    """A cookie from the Set-Cookie headers (httpx keeps none that its jar refuses, e.g. Secure over a test URL)."""
+    for header in resp.headers.get_list("set-cookie"):
+        m = re.match(rf"\s*{re.escape(name)}=([^;]*)", header)
+        if m:
+            return m.group(1)
+    return None
 
 
 def _one(answer: Any, call: str) -> dict:

@@ -263,3 +263,42 @@ def test_simulated_tower_reads_survive_one_500_mutations_do_not_retry(sim_client
     with pytest.raises(ApiError, match="HTTP 500"):
         ct.rest("create-datacenter", [{"organization_id": "x", "name": "DC"}])
     assert sim.count("POST", "/v2/api/create-datacenter") == 1
+
+
+# --- stage 07: the GraphQL login's connect.sid cookie and the OVM operator's Basic + cookie -------------------
+SID = "s%3Aabc.def%2Bsig"
+
+
+def _gql_login(sid: str | None = SID):
+    headers = {"Set-Cookie": f"connect.sid={sid}; Path=/; HttpOnly; Secure; SameSite=Strict"} if sid else {}
+    return httpx.Response(200, json={"data": {"login": {"token": "gql-token-1", "need_mfa": False}}}, headers=headers)
+
+
+@respx.mock
+def test_the_cookie_session_logs_in_through_graphql_and_is_redacted():
+    from clients.cloudtower import GUIDE_ENCODED_LOGIN_PASSWORD, OVM_BASIC
+    from clients.redact import REDACTOR
+
+    login = respx.post(f"{CT}/api", json__operationName="login").mock(return_value=_gql_login())
+    ovm = respx.post(f"{CT}/api/ovm-operator/api/v3/chunkedUploads").mock(
+        side_effect=[httpx.Response(401), httpx.Response(200, json={"id": "u1", "offset": "0"})])
+    ct = tower()
+    r = ct.authed("POST", "/api/ovm-operator/api/v3/chunkedUploads", session="ovm", json_body={"origin_file_name": "x"})
+    assert r.status_code == 200 and login.call_count == 2, "logged in, then once more on the 401"
+    sent = json.loads(login.calls[0].request.content)
+    assert sent["variables"]["data"]["password"] == GUIDE_ENCODED_LOGIN_PASSWORD
+    assert "encoded: true" in sent["query"]
+    last = ovm.calls[-1].request.headers
+    assert last["authorization"] == OVM_BASIC and last["cookie"] == f"connect.sid={SID}"
+    text = f"cookie {SID} decoded s:abc.def+sig basic {OVM_BASIC} token gql-token-1 pw {GUIDE_ENCODED_LOGIN_PASSWORD}"
+    red = REDACTOR.text(text)
+    for secret in (SID, "s:abc.def+sig", "bzExeTpIQyFyMGNrcw==", "gql-token-1", GUIDE_ENCODED_LOGIN_PASSWORD):
+        assert secret not in red, secret
+
+
+@respx.mock
+def test_a_graphql_login_without_a_cookie_fails_in_one_clear_line():
+    respx.post(f"{CT}/api").mock(return_value=_gql_login(None))
+    ct = tower()
+    with pytest.raises(ApiError, match="缺少 connect.sid"):
+        ct.sessions["cookie"].login()
