@@ -396,16 +396,21 @@ def _run_installer(sim, ip: str) -> None:
 
 
 # --------------------------------------------------------------------------- stage 05
+def _plan_tower(sim):
+    """The plan's CloudTower address and its model in the simulator's world (none there: :class:`PresetError`)."""
+    ip = str(sim.plan.cloudtower.ip)
+    try:
+        return ip, sim.state.cloudtower.tower(ip)
+    except KeyError:
+        raise PresetError(f"no CloudTower runs at {ip}") from None
+
+
 def _attached(sim, summary: dict) -> None:
     """The datacenter and the connected cluster, through the CloudTower model's own methods."""
     from .cloudtower.models import ClusterSpec, DatacenterSpec, RestError
 
     plan = sim.plan
-    ip = str(plan.cloudtower.ip)
-    try:
-        tower = sim.state.cloudtower.tower(ip)
-    except KeyError:
-        raise PresetError(f"no CloudTower runs at {ip}") from None
+    ip, tower = _plan_tower(sim)
     user = (tower.root or {}).get("id")
     org = next((o for o in tower.organizations.values() if o.name == plan.customer), None)
     if org is None:
@@ -470,11 +475,7 @@ def _cloudtower_configured(sim, summary: dict) -> None:
     from .errors import SimError
 
     plan = sim.plan
-    ip = str(plan.cloudtower.ip)
-    try:
-        tower = sim.state.cloudtower.tower(ip)
-    except KeyError:
-        raise PresetError(f"no CloudTower runs at {ip}") from None
+    ip, tower = _plan_tower(sim)
     c = tower.cluster_by_ip(str(summary.get("vip") or plan.vip or ""))
     if c is None or tower.connect_state(c) != "CONNECTED":
         raise PresetError(f"no CONNECTED cluster at {plan.vip} in CloudTower {ip}")

@@ -13,49 +13,25 @@ from mocks.cloudtower.clusters import AUTH_FAIL_S, CONNECT_S, SYNC_LAG_S
 from mocks.cloudtower.models import DatacenterSpec
 from mocks.presets import PRESETS, PresetError, apply_preset
 from mocks.profiles import META_PROFILES, PROFILES, apply_profiles, groups, parse
-from mocks.testing import load_plan, plan_path
 
+from .ct_world import ready_fixtures, towers
 from .test_sim_cloudtower import CUID, TOWER_PW, Tower, rest_error
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    p = plan_path(tmp_path_factory.mktemp("attachplan"), hosts=3)
-    if p is None:
-        pytest.skip("no plan: neither plan.example nor the vendor template is available")
-    return load_plan(p)
-
-
-@pytest.fixture(scope="module")
-def ready(plan):
-    """A snapshot of the world after the ``cloudtower-ready`` preset (stages 01-04 done)."""
-    with Simulator.from_plan(plan, load_env_faults=False, profiles=[]) as sim:
-        apply_preset(sim, "cloudtower-ready")
-        return sim.snapshot()
+plan, ready = ready_fixtures("attachplan")
 
 
 @pytest.fixture
 def world(plan, ready, monkeypatch):
     """``world(profiles=None)`` -> a logged-in :class:`Tower` client on a started cloudtower-ready simulator."""
-    monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
-    owned: list = []
+    with towers(plan, ready, monkeypatch) as tower:
+        def make(profiles=None) -> Tower:
+            t = tower(profiles)
+            t.vip = str(plan.vip)
+            t.org = t.ok(t.rest("get-organizations", {"where": {"name": plan.customer}}))[0]
+            return t
 
-    def make(profiles=None) -> Tower:
-        sim = Simulator.from_plan(plan, time_scale=0.01, load_env_faults=False, profiles=profiles or [],
-                                  snapshot=json.loads(json.dumps(ready))).start()
-        owned.append(sim)
-        t = Tower(sim, str(plan.cloudtower.ip))
-        owned.append(t)
-        assert t.login().status_code == 200
-        t.tower = sim.state.cloudtower.tower(t.ip)
-        t.plan = plan
-        t.vip = str(plan.vip)
-        t.org = t.ok(t.rest("get-organizations", {"where": {"name": plan.customer}}))[0]
-        return t
-
-    yield make
-    for o in reversed(owned):
-        (o.http.close if isinstance(o, Tower) else o.close)()
+        yield make
 
 
 def _dc(t: Tower, name: str) -> dict:

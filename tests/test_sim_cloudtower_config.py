@@ -14,6 +14,7 @@ from mocks.cloudtower.views import DASHBOARDS
 from mocks.presets import apply_preset, capacity_notice
 from mocks.testing import load_plan, plan_path
 
+from .ct_world import ready_fixtures, towers
 from .test_sim_cloudtower import TOWER_PW, Tower, rest_error
 
 # the guide's documents, verbatim (§06, L2052 / L2089 / L2156)
@@ -54,49 +55,26 @@ def T(value, severity):
     return {"value": value, "severity": severity, "quantile": 0, "__typename": "Thresholds"}
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    p = plan_path(tmp_path_factory.mktemp("configplan"), hosts=3)
-    if p is None:
-        pytest.skip("no plan: neither plan.example nor the vendor template is available")
-    return load_plan(p)
-
-
-@pytest.fixture(scope="module")
-def ready(plan):
-    """A snapshot of the world after the ``cloudtower-ready`` preset (stages 01-04 done)."""
-    with Simulator.from_plan(plan, load_env_faults=False, profiles=[]) as sim:
-        apply_preset(sim, "cloudtower-ready")
-        return sim.snapshot()
+plan, ready = ready_fixtures("configplan")
 
 
 @pytest.fixture
 def world(plan, ready, monkeypatch):
     """``world(profiles=None, connect=True)`` -> a logged-in :class:`Tower` on a cloudtower-ready simulator; with
     ``connect`` the cluster is connected (datacenter DC) and CONNECTED."""
-    monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
-    owned: list = []
+    with towers(plan, ready, monkeypatch) as tower:
+        def make(profiles=None, connect: bool = True) -> Tower:
+            t = tower(profiles)
+            org = t.ok(t.rest("get-organizations"))[0]
+            t.dc = t.ok(t.rest("create-datacenter", [{"organization_id": org["id"], "name": "DC"}]))[0]["data"]
+            if connect:
+                connect_cluster(t)
+                t.sim.advance(t.tower.connect_seconds + 1)
+                t.cluster = cluster(t)
+                assert t.cluster["connect_state"] == "CONNECTED" and t.cluster["host_num"] == 3
+            return t
 
-    def make(profiles=None, connect: bool = True) -> Tower:
-        sim = Simulator.from_plan(plan, time_scale=0.01, load_env_faults=False, profiles=profiles or [],
-                                  snapshot=json.loads(json.dumps(ready))).start()
-        owned.append(sim)
-        t = Tower(sim, str(plan.cloudtower.ip))
-        owned.append(t)
-        assert t.login().status_code == 200
-        t.tower, t.plan = sim.state.cloudtower.tower(t.ip), plan
-        org = t.ok(t.rest("get-organizations"))[0]
-        t.dc = t.ok(t.rest("create-datacenter", [{"organization_id": org["id"], "name": "DC"}]))[0]["data"]
-        if connect:
-            connect_cluster(t)
-            t.sim.advance(t.tower.connect_seconds + 1)
-            t.cluster = cluster(t)
-            assert t.cluster["connect_state"] == "CONNECTED" and t.cluster["host_num"] == 3
-        return t
-
-    yield make
-    for o in reversed(owned):
-        (o.http.close if isinstance(o, Tower) else o.close)()
+        yield make
 
 
 def connect_cluster(t: Tower) -> dict:

@@ -7,25 +7,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from clients.addressing import AddressMap
-from clients.base import TlsMode
-from clients.cloudtower import CloudTowerClient
-from clients.poll import Pacing, WaitTimeout
+from clients.poll import WaitTimeout
 from fixtures.outputs import CloudTowerCluster, CloudTowerDatacenter
-from fixtures.run import Evidence, RunState
-from fixtures.steps import Step
 from mocks.presets import apply_preset
-from mocks.server import Simulator
 from plan.example import write_example
 from plan.parse import load
 
-from .suite_runs import load_steps, outcomes, run_suite, simulator, state_of
+from .ct_harness import harnesses, simulators
+from .suite_runs import outcomes, run_suite, simulator, state_of
 
-S05 = load_steps("test_05_attach", "_s05_")
 CONNECT = "/v2/api/connect-cluster"
 
 
@@ -42,81 +35,14 @@ def plan(plan_file):
 @pytest.fixture
 def world(plan, monkeypatch):
     """``world(*profiles)``: a simulator at ``cloudtower-ready`` (stages 01-04 done), serving on loopback."""
-    monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
-    monkeypatch.delenv("SMTX_SIM_PROFILE", raising=False)
-    owned: list[Simulator] = []
-
-    def build(*profiles: str) -> Simulator:
-        sim = Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False, profiles=list(profiles)).start()
-        owned.append(sim)
-        apply_preset(sim, "cloudtower-ready")
-        return sim
-
-    yield build
-    for sim in owned:
-        sim.close()
-
-
-class Harness:
-    """What the plugin's fixtures would hand the stage-05 steps, built by hand around one simulator."""
-
-    def __init__(self, sim: Simulator, plan, tmp_path: Path, *, limit_min: float = 10):
-        self.sim, self.plan = sim, plan
-        self.state = RunState.create(tmp_path, plan_path=tmp_path / "plan.xlsx", plan_sha256="0" * 64, cluster="c",
-                                     mode="simulate")
-        self.run = SimpleNamespace(plan=plan, state=self.state, evidence=Evidence(tmp_path), run_dir=tmp_path,
-                                   attach_timeout_min=limit_min)
-        self.lines: list[str] = []
-        self.pacing = Pacing(scale=sim.clock.time_scale, progress_every=0.0, echo=self.lines.append)
-        amap = AddressMap(simulate=True, mapping=sim.address_map, alive=sim.is_alive)
-        self.ct = CloudTowerClient(str(plan.cloudtower.ip), amap=amap, tls=TlsMode(True, sim.ca_bundle))
-        self.ct.login()
-
-    @property
-    def tower(self):
-        return self.sim.state.cloudtower.towers[str(self.plan.cloudtower.ip)]
-
-    def step(self, sid: str) -> Step:
-        return Step(sid, self.run)
-
-    def org(self):
-        S05.test_organization(self.plan, self.ct, self.state, self.step("05.org"))
-
-    def datacenter(self):
-        S05.test_datacenter(self.plan, self.ct, self.state, self.step("05.datacenter"))
-
-    def connect(self, plan=None):
-        S05.test_connect_cluster(plan or self.plan, self.ct, self.run, self.state, self.step("05.connect"),
-                                 self.pacing)
-
-    def hosts(self):
-        S05.test_cluster_hosts(self.plan, self.ct, self.run, self.state, self.step("05.cluster"), self.pacing)
-
-    def all(self):
-        self.org()
-        self.datacenter()
-        self.connect()
-        self.hosts()
-
-    def notes(self, sid: str) -> str:
-        return "\n".join(self.run.evidence.notes.get(sid, []))
-
-    def close(self):
-        self.ct.close()
+    with simulators(monkeypatch) as build:
+        yield lambda *profiles: build(plan, *profiles, preset="cloudtower-ready")
 
 
 @pytest.fixture
 def harness(tmp_path):
-    owned: list[Harness] = []
-
-    def make(sim, plan, name: str = "run", **kw) -> Harness:
-        h = Harness(sim, plan, tmp_path / name, **kw)
-        owned.append(h)
-        return h
-
-    yield make
-    for h in owned:
-        h.close()
+    with harnesses(tmp_path) as make:
+        yield make
 
 
 def _world_counts(sim, tower) -> tuple[int, int, int]:
@@ -127,7 +53,7 @@ def _world_counts(sim, tower) -> tuple[int, int, int]:
 def test_attach_publishes_the_ids_and_a_rerun_creates_nothing(world, plan, harness):
     sim = world()
     first = harness(sim, plan, "first")
-    first.all()
+    first.attach()
     c = first.state.take(CloudTowerCluster)
     assert c.how == "connected" and c.connect_state == "CONNECTED" and c.host_num == 3
     assert c.id and c.local_id and c.settings_id and c.connect_seconds and c.connect_seconds > 0
@@ -137,7 +63,7 @@ def test_attach_publishes_the_ids_and_a_rerun_creates_nothing(world, plan, harne
     assert _world_counts(sim, first.tower) == (1, 1, 1)
 
     again = harness(sim, plan, "again")   # a fresh run (no state) against the same CloudTower
-    again.all()
+    again.attach()
     assert _world_counts(sim, again.tower) == (1, 1, 1), "a rerun created something twice"
     assert again.state.take(CloudTowerCluster).how == "already"
     assert again.state.take(CloudTowerDatacenter).created is False
@@ -154,7 +80,7 @@ def test_a_missing_organization_fails_clearly(world, plan, harness):
 def test_a_connect_stuck_in_initializing_fails_at_the_limit_with_its_state(world, plan, harness):
     sim = world()
     sim.faults.add({"method": "POST", "path": CONNECT, "action": {"operation": "stuck"}})
-    h = harness(sim, plan, limit_min=2)
+    h = harness(sim, plan, attach_timeout_min=2)
     h.org()
     h.datacenter()
     with pytest.raises(WaitTimeout) as exc:
@@ -237,7 +163,7 @@ def test_a_cluster_in_another_datacenter_is_moved_not_connected_again(world, pla
 def test_hosts_synced_after_connected_are_waited_for(world, plan, harness):
     sim = world("cluster-sync-lags")
     h = harness(sim, plan)
-    h.all()
+    h.attach()
     assert h.state.take(CloudTowerCluster).host_num == 3
 
 

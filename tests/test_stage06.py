@@ -10,30 +10,23 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 from math import floor
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from clients.addressing import AddressMap
-from clients.base import ApiError, TlsMode
-from clients.cloudtower import CloudTowerClient
-from clients.poll import Pacing
+from clients.alerts import notice_threshold
+from clients.base import ApiError
+from clients.dashboards import VIEWS
 from fixtures import report
 from fixtures.outputs import (CloudTowerCapacityAlert, CloudTowerCluster, CloudTowerDashboards, CloudTowerRacks,
                               CloudTowerStoragePolicy)
-from fixtures.run import Evidence, RunState
 from fixtures.session import NOT_APPLICABLE
-from fixtures.steps import Step
-from mocks.presets import apply_preset
-from mocks.server import Simulator
 from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
+from .ct_harness import Harness, harnesses, simulators
 from .suite_runs import load_steps
 
-S05 = load_steps("test_05_attach", "_s06_05_")
 S06 = load_steps("test_06_cloudtower_config", "_s06_")
 RULE = "zbs_cluster_data_space_use_rate"
 GUIDE_WHERE = {"AND": [{"AND": [{"alert_rules_some": {}}, {"name_not_starts_with": "elf_"},
@@ -67,51 +60,12 @@ def plans(tmp_path_factory):
 @pytest.fixture
 def world(monkeypatch):
     """``world(plan, *profiles, preset=...)``: a simulator fast-forwarded by a preset, serving on loopback."""
-    monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
-    monkeypatch.delenv("SMTX_SIM_PROFILE", raising=False)
-    owned: list[Simulator] = []
-
-    def build(plan, *profiles: str, preset: str = "cluster-attached") -> Simulator:
-        sim = Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False, profiles=list(profiles)).start()
-        owned.append(sim)
-        apply_preset(sim, preset)
-        return sim
-
-    yield build
-    for sim in owned:
-        sim.close()
+    with simulators(monkeypatch) as build:
+        yield lambda plan, *profiles, preset="cluster-attached": build(plan, *profiles, preset=preset)
 
 
-class Harness:
-    """What the plugin's fixtures would hand the stage-05 and stage-06 steps, built by hand around one simulator."""
-
-    def __init__(self, sim: Simulator, plan, tmp_path: Path, *, server_u: int = 2, rack_u: int = 42):
-        self.sim, self.plan = sim, plan
-        self.state = RunState.create(tmp_path, plan_path=tmp_path / "plan.xlsx", plan_sha256="0" * 64, cluster="c",
-                                     mode="simulate")
-        self.run = SimpleNamespace(plan=plan, state=self.state, evidence=Evidence(tmp_path), run_dir=tmp_path,
-                                   attach_timeout_min=10, server_height_u=server_u, rack_height_u=rack_u)
-        self.lines: list[str] = []
-        self.pacing = Pacing(scale=sim.clock.time_scale, progress_every=0.0, echo=self.lines.append)
-        amap = AddressMap(simulate=True, mapping=sim.address_map, alive=sim.is_alive)
-        self.ct = CloudTowerClient(str(plan.cloudtower.ip), amap=amap, tls=TlsMode(True, sim.ca_bundle))
-        self.ct.login()
-
-    @property
-    def tower(self):
-        return self.sim.state.cloudtower.towers[str(self.plan.cloudtower.ip)]
-
-    def step(self, sid: str) -> Step:
-        return Step(sid, self.run)
-
-    def attach(self, *, hosts: bool = True):
-        """Stage 05 as the run would do it (on ``cluster-attached`` it finds everything and publishes the ids)."""
-        S05.test_organization(self.plan, self.ct, self.state, self.step("05.org"))
-        S05.test_datacenter(self.plan, self.ct, self.state, self.step("05.datacenter"))
-        S05.test_connect_cluster(self.plan, self.ct, self.run, self.state, self.step("05.connect"), self.pacing)
-        if hosts:
-            S05.test_cluster_hosts(self.plan, self.ct, self.run, self.state, self.step("05.cluster"), self.pacing)
-        return self
+class Stage06(Harness):
+    """The harness with stage 06's steps: stage 05's run first (:meth:`Harness.attach`)."""
 
     def call(self, fn, sid: str):
         return fn(self.plan, self.ct, self.run, self.state, self.step(sid), self.pacing)
@@ -134,29 +88,15 @@ class Harness:
         self.dashboards()
         self.racks()
 
-    def notes(self, sid: str) -> str:
-        return "\n".join(self.run.evidence.notes.get(sid, []))
-
     @property
     def cluster_id(self) -> str:
         return self.state.take(CloudTowerCluster).id
 
-    def close(self):
-        self.ct.close()
-
 
 @pytest.fixture
 def harness(tmp_path):
-    owned: list[Harness] = []
-
-    def make(sim, plan, name: str = "run", **kw) -> Harness:
-        h = Harness(sim, plan, tmp_path / name, **kw)
-        owned.append(h)
-        return h
-
-    yield make
-    for h in owned:
-        h.close()
+    with harnesses(tmp_path, Stage06) as make:
+        yield make
 
 
 def gql_count(sim, operation: str) -> int:
@@ -188,12 +128,12 @@ def counts(sim, tower) -> dict:
 
 # =========================================================================== the formula
 def test_notice_threshold_is_exact_integer_arithmetic():
-    assert [S06.notice_threshold(n) for n in (3, 4, 5, 6, 8, 10, 16)] == [61, 70, 75, 78, 82, 85, 88]
-    assert S06.notice_threshold(2) == 45
+    assert [notice_threshold(n) for n in (3, 4, 5, 6, 8, 10, 16)] == [61, 70, 75, 78, 82, 85, 88]
+    assert notice_threshold(2) == 45
     for n in range(2, 200):      # ⌊((n-1)/n - 5/100)·100⌋ with exact fractions, where floats may round wrong
-        assert S06.notice_threshold(n) == floor((Fraction(n - 1, n) - Fraction(5, 100)) * 100), n
+        assert notice_threshold(n) == floor((Fraction(n - 1, n) - Fraction(5, 100)) * 100), n
     with pytest.raises(ValueError):
-        S06.notice_threshold(1)
+        notice_threshold(1)
 
 
 # =========================================================================== the normal path, and a rerun
@@ -225,7 +165,7 @@ def test_stage06_configures_everything_and_a_rerun_duplicates_nothing(world, pla
         "Cluster": (3, 3, True), "Host": (7, 7, True), "VM": (5, 5, True)}
     by_view = {v.name: sorted(gr.metric_name for gr in tower.graphs.values() if gr.view_id == v.id)
                for v in tower.views.values()}
-    assert by_view == {name: sorted(m for m, _ in graphs) for name, _, graphs in S06.VIEWS}
+    assert by_view == {name: sorted(m for m, _ in graphs) for name, _, graphs in VIEWS}
     host_graph = next(gr for gr in tower.graphs.values() if gr.metric_name == "host_cpu_overall_usage_percent")
     assert sorted(host_graph.connect_id) == sorted(h["id"] for h in first.ct.hosts(cid))
     vm_graph = next(gr for gr in tower.graphs.values() if gr.metric_name == "elf_vm_memory_usage_percent")
@@ -426,7 +366,7 @@ def test_a_plan_without_rack_data_is_not_applicable_before_any_call(world, plans
 def test_heights_that_cannot_hold_the_plan_fail_before_any_call(world, plans, harness):
     plan = plans("three")
     sim = world(plan)
-    h = harness(sim, plan, server_u=3).attach()      # U 1, 3, 5 with 3U servers overlap
+    h = harness(sim, plan, server_height_u=3).attach()      # U 1, 3, 5 with 3U servers overlap
     sim.requests.clear()
     with pytest.raises(AssertionError) as exc:
         h.racks()

@@ -12,26 +12,11 @@ import time
 import pytest
 
 from clients.base import ApiError
+from clients.ct_cluster import FAILED_STATES, POLL_S, fail_connect
 from clients.poll import wait_for
 from fixtures.outputs import CloudTowerCluster, CloudTowerDatacenter, CloudTowerOrganization
 
 pytestmark = pytest.mark.stage05
-
-POLL_S = 10                        # facts 05.4: poll every 10 s
-FAILED_STATES = {"CONNECTED_ERROR", "DISCONNECTED"}
-# What to check for each ClusterConnectorErrorCode (SDK) when the connection failed
-REASON_NEXT = {
-    "LOAD_CLUSTER_UNAUTHORIZED": ("核对集群管理员密码（主机规划!M19）与集群 root 实际密码",
-                                  "check the cluster admin password (主机规划!M19) against the cluster's root password"),
-    "LOAD_CLUSTER_NETWORK_ERROR": ("确认 CloudTower 能访问集群 VIP 的 443 端口（路由、防火墙）",
-                                   "check that CloudTower reaches the cluster VIP on 443 (routing, firewall)"),
-    "LOAD_CLUSTER_NOT_FOUND": ("确认 VIP 上是 SMTX OS 集群（主机规划!I19）",
-                               "check that the VIP (主机规划!I19) is the SMTX OS cluster's"),
-    "LOAD_CLUSTER_UNHEALTHY": ("在集群管理界面检查集群健康状态", "check the cluster's health in its own console"),
-}
-DEFAULT_NEXT = ("在 CloudTower 集群页面查看连接错误，排除后从 CloudTower 移除该集群再用 --resume 续跑",
-                "see the connection error on CloudTower's cluster page; fix it, remove the cluster from CloudTower, "
-                "then continue with --resume")
 
 
 def _org(state) -> CloudTowerOrganization:
@@ -152,7 +137,7 @@ def _connect(cloudtower, vip: str, password: str, datacenter_id: str) -> dict:
         code = re.search(r"LOAD_CLUSTER_[A-Z_]+", exc.body or "")
         if exc.status != 400 or code is None:
             raise
-        _fail_connect({"ip": vip, "connect_state": "refused (HTTP 400)", "disconnected_reason": code.group(0)})
+        fail_connect({"ip": vip, "connect_state": "refused (HTTP 400)", "disconnected_reason": code.group(0)})
         raise
 
 
@@ -166,7 +151,7 @@ def _wait_connected(cloudtower, cluster_id: str, limit: float, pacing) -> dict:
 
     def connected(c: dict) -> bool:
         if c.get("connect_state") in FAILED_STATES:
-            _fail_connect(c)
+            fail_connect(c)
         return c.get("connect_state") == "CONNECTED"
 
     return wait_for(fetch, connected, what="集群关联 / cluster connect", interval=POLL_S, limit=limit, pacing=pacing,
@@ -179,7 +164,7 @@ def _existing(cloudtower, cluster: dict, dc: CloudTowerDatacenter, it, step) -> 
     """A cluster CloudTower already knows at the VIP: reused, moved to the planned datacenter, or refused."""
     state_now = cluster.get("connect_state")
     if state_now in FAILED_STATES:
-        _fail_connect(cluster)
+        fail_connect(cluster)
     if it.earlier:
         step.note(f"续跑：上次运行提交的关联仍在进行（{state_now}），不重复关联 / resume: the connect the interrupted "
                   f"run submitted is there ({state_now}); not connected again")
@@ -200,15 +185,6 @@ def _existing(cloudtower, cluster: dict, dc: CloudTowerDatacenter, it, step) -> 
     return cluster, "moved", names
 
 
-def _fail_connect(cluster: dict) -> None:
-    reason = cluster.get("disconnected_reason") or "-"
-    zh, en = REASON_NEXT.get(reason, DEFAULT_NEXT)
-    raise AssertionError(
-        f"CloudTower 无法连接集群 {cluster.get('ip')}：{cluster.get('connect_state')}（{reason}）/ CloudTower cannot "
-        f"connect the cluster at {cluster.get('ip')}: {cluster.get('connect_state')} ({reason})\n"
-        f"下一步 / next: {zh} / {en}")
-
-
 @pytest.mark.dependency(name="05.cluster", depends=["05.connect"], scope="session")
 def test_cluster_hosts(valid_plan, cloudtower, run, state, step, pacing):
     """核对 CloudTower 中的集群：主机数与管理 IP 与规划一致，记录集群 ID / Check the cluster in CloudTower: host count
@@ -223,7 +199,7 @@ def test_cluster_hosts(valid_plan, cloudtower, run, state, step, pacing):
         found = cloudtower.clusters(id=known.id)
         assert found, f"CloudTower 中已没有集群 {known.id} / the cluster {known.id} is gone from CloudTower"
         if found[0].get("connect_state") in FAILED_STATES:
-            _fail_connect(found[0])
+            fail_connect(found[0])
         return found[0]
 
     c = wait_for(fetch, lambda c: c.get("host_num") == len(want), what="CloudTower 同步主机 / host sync",
