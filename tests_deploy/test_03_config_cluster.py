@@ -86,6 +86,8 @@ def test_dns_and_ntp(valid_plan, fisheye, cluster_address, state, step):
         f"NTP 回读不一致 / NTP read back {got_ntp}, planned {ntp}")
 
 
+@pytest.mark.applies(lambda plan: any(h.bmc_ip is not None for h in plan.hosts),
+                     "规划表未填写带外地址（主机规划 E 列）", "the plan has no BMC addresses (主机规划 column E)")
 @pytest.mark.dependency(name="03.ipmi", depends=["03.login"], scope="session")
 def test_ipmi_accounts(valid_plan, fisheye, state, step):
     """配置各节点 IPMI（带外）账号 / Register every node's IPMI (BMC) account"""
@@ -93,8 +95,6 @@ def test_ipmi_accounts(valid_plan, fisheye, state, step):
     accounts = [{"node_name": h.hostname, "host": str(h.bmc_ip), "user": h.bmc_user,
                  "node_uuid": hosts.uuid(h.mgmt_ip), "password": h.bmc_password}
                 for h in valid_plan.hosts if h.bmc_ip is not None]
-    if not accounts:
-        step.not_applicable("规划表未填写带外地址（主机规划 E 列）", "the plan has no BMC addresses (主机规划 column E)")
     result = fisheye.upsert_ipmi_accounts(accounts)
     state.put(Ipmi(success=[(a.get("node_name"), a.get("host")) for a in result.get("success", [])],
                    failure=[(a.get("node_name"), a.get("host")) for a in result.get("failure", [])]))
@@ -104,11 +104,10 @@ def test_ipmi_accounts(valid_plan, fisheye, state, step):
     assert len(result.get("success") or []) == len(accounts)
 
 
+@pytest.mark.applies(lambda plan: bool(plan.business), "规划表没有业务网络", "the plan has no business networks")
 @pytest.mark.dependency(name="03.vds", depends=["03.login"], scope="session")
 def test_business_vds(valid_plan, fisheye, cluster_address, state, step):
     """创建（或复用）业务虚拟交换机 / Create (or reuse) the business VDS"""
-    if not valid_plan.business:
-        step.not_applicable("规划表没有业务网络", "the plan has no business networks")
     if valid_plan.business_on_mgmt_vds:
         name, bond = valid_plan.mgmt.vds, valid_plan.mgmt.bond_mode
         vds = fisheye.find_vds(name)
