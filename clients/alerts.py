@@ -27,7 +27,7 @@ def threshold(value, severity: str) -> dict:
 
 
 def cluster_rule(cloudtower: CloudTowerClient, name: str, cluster_id: str, *, limit: float, pacing: Pacing,
-                 record: Recorder) -> tuple[dict, dict]:
+                 record: Recorder | None = None) -> tuple[dict, dict]:
     """The global rule ``name`` (asked for by name) and its per-cluster rule for ``cluster_id``, which CloudTower adds
     once it has synced the cluster: waited for, within ``limit`` guide seconds. How many pages the search read is
     noted."""
@@ -51,8 +51,9 @@ def cluster_rule(cloudtower: CloudTowerClient, name: str, cluster_id: str, *, li
                           describe=lambda got: f"alert_rules={len(got[0].get('alert_rules') or [])}",
                           hint="在 CloudTower 告警规则中查看该集群的规则 / check the cluster's rules under CloudTower's "
                                "alert rules")
-    record.note(f"按名称查询告警规则 {name}（where.name），读取 {sum(pages)} 页 / rule {name} asked for by name "
-                f"(where.name), {sum(pages)} page(s) read")
+    if record is not None:   # the read-back after the update passes none: the search is noted once
+        record.note(f"按名称查询告警规则 {name}（where.name），读取 {sum(pages)} 页 / rule {name} asked for by name "
+                    f"(where.name), {sum(pages)} page(s) read")
     return rule, mine
 
 

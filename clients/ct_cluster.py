@@ -28,6 +28,9 @@ REASON_NEXT = {
 DEFAULT_NEXT = ("在 CloudTower 集群页面查看连接错误，排除后从 CloudTower 移除该集群再用 --resume 续跑",
                 "see the connection error on CloudTower's cluster page; fix it, remove the cluster from CloudTower, "
                 "then continue with --resume")
+# How a cluster CloudTower holds in a failed state is removed, so that a resumed run connects it anew
+REMOVE_HINT = ("移除方法：CloudTower →「集群」→ 该集群 →「更多」→「移除集群」",
+               "to remove it: CloudTower > Clusters > the cluster > More > Remove cluster")
 
 
 class Recorder(Protocol):
@@ -38,15 +41,29 @@ class Recorder(Protocol):
     def save(self, name: str, data: Any) -> Any: ...
 
 
-def fail_connect(cluster: dict) -> None:
-    """Fail with why CloudTower cannot connect ``cluster`` (its state and ``disconnected_reason``) and what to check
-    for that ClusterConnectorErrorCode."""
+def fail_connect(cluster: dict, said: str | None = None) -> None:
+    """Fail with why CloudTower cannot connect ``cluster`` (its state, ``disconnected_reason`` and, when known, what
+    the connect task said: ``said``) and what to check for that ClusterConnectorErrorCode, and how to remove it."""
     reason = cluster.get("disconnected_reason") or "-"
     zh, en = REASON_NEXT.get(reason, DEFAULT_NEXT)
+    told = f"；CloudTower：{said} / CloudTower says: {said}" if said else ""
     raise AssertionError(
         f"CloudTower 无法连接集群 {cluster.get('ip')}：{cluster.get('connect_state')}（{reason}）/ CloudTower cannot "
-        f"connect the cluster at {cluster.get('ip')}: {cluster.get('connect_state')} ({reason})\n"
-        f"下一步 / next: {zh} / {en}")
+        f"connect the cluster at {cluster.get('ip')}: {cluster.get('connect_state')} ({reason}){told}\n"
+        f"下一步 / next: {zh}；{REMOVE_HINT[0]} / {en}; {REMOVE_HINT[1]}")
+
+
+def task_error(cloudtower: CloudTowerClient, task_id: str | None) -> str | None:
+    """A CloudTower task's ``error_message`` (None: no task, none said, or it cannot be read now)."""
+    from .base import ApiError
+
+    if not task_id:
+        return None
+    try:
+        tasks = cloudtower.tasks(id=task_id)
+    except ApiError:
+        return None
+    return (tasks[0].get("error_message") or None) if tasks else None
 
 
 def synced_cluster(cloudtower: CloudTowerClient, cluster_id: str, hosts: int, *, limit: float,
@@ -69,7 +86,15 @@ def synced_cluster(cloudtower: CloudTowerClient, cluster_id: str, hosts: int, *,
                 f"CloudTower's cluster page, then continue with --resume")
         return c
 
-    return wait_for(fetch, lambda c: c.get("host_num") == hosts and len(c.get("hosts") or []) == hosts,
+    def synced(c: dict) -> bool:
+        if (c.get("host_num") or 0) > hosts:   # more hosts than planned never becomes right by waiting
+            raise AssertionError(
+                f"CloudTower 中该集群有 {c.get('host_num')} 台主机，规划为 {hosts} 台 / CloudTower shows {c.get('host_num')} "
+                f"hosts in the cluster; the plan has {hosts}\n下一步 / next: 核对规划表主机规划的主机行与集群实际节点 / "
+                f"check the plan's host rows (主机规划) against the cluster's nodes")
+        return c.get("host_num") == hosts and len(c.get("hosts") or []) == hosts
+
+    return wait_for(fetch, synced,
                     what="CloudTower 同步主机 / host sync", interval=POLL_S, limit=limit,
                     pacing=pacing, describe=lambda c: f"host_num={c.get('host_num')} / {hosts}",
                     hint="在 CloudTower 中查看集群的主机列表；可用 --attach-timeout 放宽上限 / check the cluster's hosts in "

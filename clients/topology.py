@@ -4,43 +4,12 @@ nodes -- each found before anything is created or moved, so a rerun changes noth
 from __future__ import annotations
 
 from plan.model import Host
+from plan.racks import DEFAULT_RACK_U, Groups, layout_problems, rack_groups  # noqa: F401 - the step's names
 
 from .cloudtower import CloudTowerClient
 from .ct_cluster import Recorder, answers, tasks_done
 from .poll import Pacing
 
-Groups = dict[tuple[str, int], list[Host]]
-
-
-def rack_groups(hosts: list[Host]) -> Groups:
-    """Planned hosts by (rack, U), in plan order: several hosts at one rack and U share one chassis (brick)."""
-    groups: Groups = {}
-    for h in hosts:
-        groups.setdefault((h.rack, h.rack_u), []).append(h)
-    return groups
-
-
-def layout_problems(groups: Groups, server_u: int, rack_u: int) -> list[str]:
-    """What cannot be placed with these heights (checked before any call): a chassis reaching past the rack's top,
-    or two chassis of one rack overlapping (positions are the lowest U a chassis occupies, counted from 1)."""
-    if server_u < 1 or rack_u < 1:
-        return [f"--server-height {server_u} / --rack-height {rack_u}: 须为正整数 / must be positive whole numbers"]
-    out = []
-    for (rack, u), members in groups.items():
-        if u + server_u - 1 > rack_u:
-            out.append(f"{rack} U{u}（{members[0].ref('rack_u')}）+ {server_u}U 超出 {rack_u}U 机架 / reaches past the "
-                       f"top of a {rack_u}U rack")
-    by_rack: dict[str, list[int]] = {}
-    for rack, u in groups:
-        by_rack.setdefault(rack, []).append(u)
-    for rack, us in by_rack.items():
-        us.sort()
-        for low, high in zip(us, us[1:]):
-            if high < low + server_u:
-                a, b = groups[(rack, low)][0], groups[(rack, high)][0]
-                out.append(f"{rack}: U{low}（{a.ref('rack_u')}）与 U{high}（{b.ref('rack_u')}）在 {server_u}U 高度下重叠 / "
-                           f"U{low} and U{high} overlap with {server_u}U servers")
-    return out
 
 
 def brick_name(rack: str, u: int, members: list[Host]) -> str:
@@ -107,8 +76,10 @@ class Topology:
                                  f"CloudTower\n下一步 / next: 在 CloudTower 物理拓扑中查看 / check CloudTower's topology")
         return n
 
-    def rack(self, name: str, zone_id: str, height: int) -> dict:
-        """The rack ``name``: found by name (its height set to ``height``), else created."""
+    def rack(self, name: str, zone_id: str, height: int, *, need: int = 0, resize: bool = True) -> dict:
+        """The rack ``name``: found by name, else created ``height`` high. An existing rack gets ``height`` only when
+        ``resize`` (the height was given explicitly); otherwise it keeps its own, unless it is lower than ``need``
+        (the top U the plan puts in it), when it is raised to that (noted)."""
         found = self.ct.rack_topoes(self.cluster_id, name)
         if not found:
             answer = self.ct.create_rack_topo(self.cluster_id, zone_id, name, height)
@@ -120,7 +91,9 @@ class Topology:
             if len(found) > 1:
                 self.record.note(f"有 {len(found)} 个名为 {name} 的机架，使用第一个 / {len(found)} racks are named "
                                  f"{name}; the first is used")
-            if rack.get("height") != height:
+            have = int(rack.get("height") or 0)
+            height = height if resize else max(have, need)
+            if have != height:
                 answer = self.ct.update_rack_topo(rack["id"], {"height": height})
                 tasks_done(self.ct, answers(answer), f"修改机架 {name} / update rack {name}", self.pacing)
                 self.record.note(f"机架 {name} 高度 {rack.get('height')}U → {height}U / rack {name}: height "
@@ -180,10 +153,11 @@ class Topology:
             tasks_done(self.ct, answers(answer), f"放置节点 {h.hostname} / place node {h.hostname}", self.pacing)
             self.nodes_moved += 1
 
-    def place(self, rack: str, u: int, members: list[Host], zone_id: str, server_u: int, rack_u: int) -> None:
-        """The chassis of ``members`` at ``rack``/``u``: its rack (``rack_u`` high), its brick (``server_u`` high),
-        their nodes in it."""
-        r = self.racks.get(rack) or self.rack(rack, zone_id, rack_u)
+    def place(self, rack: str, u: int, members: list[Host], zone_id: str, server_u: int, rack_u: int, *,
+              need: int = 0, resize: bool = True) -> None:
+        """The chassis of ``members`` at ``rack``/``u``: its rack (``rack_u`` high; see :meth:`rack` for ``need`` and
+        ``resize``), its brick (``server_u`` high), their nodes in it."""
+        r = self.racks.get(rack) or self.rack(rack, zone_id, rack_u, need=need, resize=resize)
         self.place_nodes(self.brick(brick_name(rack, u, members), r, u, server_u, members), members)
 
     def placements(self, groups: Groups) -> tuple[list[dict], list[str]]:

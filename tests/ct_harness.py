@@ -20,7 +20,7 @@ from .suite_runs import load_steps
 
 S05 = load_steps("test_05_attach", "_ct_harness_05_")
 # the run's options as the plugin's defaults give them (--attach-timeout, --server-height, --rack-height)
-RUN_DEFAULTS = {"attach_timeout_min": 10, "server_height_u": 2, "rack_height_u": 42}
+RUN_DEFAULTS = {"attach_timeout_min": 10, "server_height_u": 2, "rack_height_u": None}
 
 
 class Harness:
@@ -50,7 +50,7 @@ class Harness:
         S05.test_organization(self.plan, self.ct, self.state, self.step("05.org"))
 
     def datacenter(self):
-        S05.test_datacenter(self.plan, self.ct, self.state, self.step("05.datacenter"))
+        S05.test_datacenter(self.plan, self.ct, self.state, self.step("05.datacenter"), self.pacing)
 
     def connect(self, plan=None):
         S05.test_connect_cluster(plan or self.plan, self.ct, self.run, self.state, self.step("05.connect"),

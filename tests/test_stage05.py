@@ -100,7 +100,9 @@ def test_connected_error_fails_at_once_and_a_rerun_never_connects_over_it(world,
     h.datacenter()
     with pytest.raises(AssertionError, match=r"CONNECTED_ERROR") as exc:
         h.connect()
-    assert "下一步 / next:" in str(exc.value)
+    text = str(exc.value)
+    assert "下一步 / next:" in text and "cannot load the cluster" in text, "CloudTower's own reason (the task's)"
+    assert "Remove cluster" in text, "how to remove it, so that a resumed run connects anew"
     polls = sim.count("POST", "/v2/api/get-clusters")   # the task fails when its connect time is over (~150 s)
     assert polls <= h.tower.connect_seconds / 10 + 4 < 60, f"a terminal state fails at once, not at the 10 min limit " \
                                                           f"({polls} polls)"
@@ -187,3 +189,15 @@ def test_a_rerun_after_a_failure_mid_stage_creates_nothing_twice(plan_file, tmp_
         assert sim.count("POST", "/v2/api/create-datacenter") == 1
         assert sim.count("POST", CONNECT, status=200) == 1
         assert state_of(run_dir)["outputs"]["cloudtower_cluster"]["connect_state"] == "CONNECTED"
+
+
+def test_more_hosts_in_cloudtower_than_planned_fails_at_once(world, plan, harness):
+    sim = world()
+    h = harness(sim, replace(plan, hosts=plan.hosts[:2]))
+    h.org()
+    h.datacenter()
+    h.connect()
+    before = sim.count("POST", "/v2/api/get-clusters")
+    with pytest.raises(AssertionError, match=r"CloudTower shows 3 hosts in the cluster; the plan has 2"):
+        h.hosts()
+    assert sim.count("POST", "/v2/api/get-clusters") - before <= 2, "fails at once, not at the limit"

@@ -98,3 +98,14 @@ def test_plan_validate_rejects_bad_rack_data_naming_the_cells(tmp_path, capsys):
     found = {(f["code"], f["ref"]) for f in json.loads(capsys.readouterr().out)["findings"]}
     assert {("PLAN-RACK-U-MISSING", ref("Q3")), ("PLAN-RACK-NAME-MISSING", ref("P4")),
             ("PLAN-RACK-U-INVALID", ref("Q6"))} <= found
+
+
+def test_chassis_that_overlap_or_overflow_at_the_default_heights_are_a_warning_naming_the_cell(build):
+    _, findings = build({(HOSTS, "Q4"): 2})                   # host 1 at U1, host 2 at U2: 2U servers overlap
+    layout = [f for f in findings if f.code == "PLAN-RACK-LAYOUT"]
+    assert [(f.severity, f.ref) for f in layout] == [("warning", ref("Q3"))]
+    assert "U1" in layout[0].message_zh and "U2" in layout[0].message_en and "--server-height" in layout[0].fix
+    _, top = build({(HOSTS, "Q3"): 42})                       # U42 + 2U reaches past a 42U rack
+    top = [f for f in top if f.code == "PLAN-RACK-LAYOUT"]
+    assert [f.ref for f in top] == [ref("Q3")] and "42U" in top[0].message_en
+    assert not [f for f in build()[1] if f.code == "PLAN-RACK-LAYOUT"], "the example's layout fits"

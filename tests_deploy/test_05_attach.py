@@ -12,7 +12,7 @@ import time
 import pytest
 
 from clients.base import ApiError
-from clients.ct_cluster import FAILED_STATES, POLL_S, fail_connect
+from clients.ct_cluster import FAILED_STATES, POLL_S, fail_connect, synced_cluster, task_error, tasks_done
 from clients.poll import wait_for
 from fixtures.outputs import CloudTowerCluster, CloudTowerDatacenter, CloudTowerOrganization
 
@@ -51,7 +51,7 @@ def test_organization(valid_plan, cloudtower, state, step):
 
 
 @pytest.mark.dependency(name="05.datacenter", depends=["05.org"], scope="session")
-def test_datacenter(valid_plan, cloudtower, state, step):
+def test_datacenter(valid_plan, cloudtower, state, step, pacing):
     """创建（或复用）数据中心 / Create (or reuse) the datacenter"""
     org, name = _org(state), valid_plan.datacenter
     found = cloudtower.datacenters(name=name, organization_id=org.id)
@@ -63,31 +63,13 @@ def test_datacenter(valid_plan, cloudtower, state, step):
         step.save("create-datacenter.json", answer)
         dc, created = answer["data"], True
         assert dc.get("id"), f"创建数据中心未返回 ID / create-datacenter returned no id: {answer}"
-        if answer.get("task_id"):
-            cloudtower_task_done(cloudtower, answer["task_id"], f"创建数据中心 {name} / create datacenter")
+        tasks_done(cloudtower, [answer], f"创建数据中心 {name} / create datacenter", pacing)
     state.put(CloudTowerDatacenter(id=dc["id"], name=name, organization_id=org.id, created=created))
     back = cloudtower.datacenters(id=dc["id"])
     assert len(back) == 1 and back[0].get("name") == name, f"数据中心回读不一致 / datacenter read back: {back}"
     assert (back[0].get("organization") or {}).get("id") == org.id
     same = cloudtower.datacenters(name=name, organization_id=org.id)
     assert len(same) == 1, f"同名数据中心不止一个 / {len(same)} datacenters named {name}"
-
-
-def cloudtower_task_done(cloudtower, task_id: str, what: str, *, limit: float = 120, pacing=None) -> dict:
-    """Wait briefly for a short CloudTower task; FAILED ends the step at once with the task's error."""
-    from clients.cloudtower import TASK_FAILED, TASK_OK
-    from clients.poll import Pacing
-
-    def done(tasks: list[dict]) -> bool:
-        t = tasks[0] if tasks else {}
-        if t.get("status") == TASK_FAILED:
-            raise AssertionError(f"{what} 任务失败 / the task failed: {t.get('error_message') or t.get('description')}"
-                                 f" (task {task_id})")
-        return t.get("status") == TASK_OK
-
-    tasks = wait_for(lambda: cloudtower.tasks(id=task_id), done, what=what, interval=2, limit=limit,
-                     pacing=pacing or Pacing(), describe=lambda ts: (ts[0].get("status") if ts else "?"))
-    return tasks[0]
 
 
 @pytest.mark.dependency(name="05.connect", depends=["05.datacenter", "03.vip"], scope="session")
@@ -105,7 +87,7 @@ def test_connect_cluster(valid_plan, cloudtower, run, state, step, pacing):
         found = cloudtower.clusters(ip=vip)
         step.save("clusters-before.json", found)
         if found:
-            cluster, how, moved_from = _existing(cloudtower, found[0], dc, it, step)
+            cluster, how, moved_from = _existing(cloudtower, found[0], dc, it, step, pacing)
             started = it.get("epoch") if it.earlier else None
         else:
             it.begin(ip=vip, datacenter_id=dc.id, epoch=time.time())
@@ -117,8 +99,12 @@ def test_connect_cluster(valid_plan, cloudtower, run, state, step, pacing):
                       f"{answer.get('task_id')}); state {cluster.get('connect_state')}")
         assert cluster.get("id"), f"CloudTower 未返回集群 ID / no cluster id: {cluster}"
         t0 = time.monotonic()
-        c = _wait_connected(cloudtower, cluster["id"], run.attach_timeout_min * 60, pacing)
-    seconds = _connect_seconds(started, time.monotonic() - t0, pacing.scale) if how != "already" else None
+        c = _wait_connected(cloudtower, cluster["id"], run.attach_timeout_min * 60, pacing, it.get("task_id"))
+    # the time it took, when this run saw the whole connect (a resumed one would count the interruption too)
+    seconds = _connect_seconds(started, time.monotonic() - t0, pacing.scale) if how == "connected" else None
+    if how != "already":
+        step.note("集群已连接（CONNECTED）" + (f"，用时 {seconds:.0f} s" if seconds else "") + " / the cluster is "
+                  "CONNECTED" + (f"; took {seconds:.0f} s" if seconds else ""))
     state.put(CloudTowerCluster(id=c["id"], ip=vip, name=c.get("name"), how=how, moved_from=moved_from,
                                 connect_state=c.get("connect_state"), connect_started=started,
                                 connect_task_id=it.get("task_id"), connect_seconds=seconds))
@@ -141,8 +127,9 @@ def _connect(cloudtower, vip: str, password: str, datacenter_id: str) -> dict:
         raise
 
 
-def _wait_connected(cloudtower, cluster_id: str, limit: float, pacing) -> dict:
-    """Poll ``get-clusters`` every 10 s until CONNECTED; CONNECTED_ERROR / DISCONNECTED fail at once."""
+def _wait_connected(cloudtower, cluster_id: str, limit: float, pacing, task_id: str | None) -> dict:
+    """Poll ``get-clusters`` every 10 s until CONNECTED; CONNECTED_ERROR / DISCONNECTED fail at once, with what the
+    connect task (``task_id``) says."""
     def fetch() -> dict:
         found = cloudtower.clusters(id=cluster_id)
         assert found, (f"CloudTower 中已没有集群 {cluster_id} / the cluster {cluster_id} is gone from CloudTower\n"
@@ -151,7 +138,7 @@ def _wait_connected(cloudtower, cluster_id: str, limit: float, pacing) -> dict:
 
     def connected(c: dict) -> bool:
         if c.get("connect_state") in FAILED_STATES:
-            fail_connect(c)
+            fail_connect(c, task_error(cloudtower, task_id))
         return c.get("connect_state") == "CONNECTED"
 
     return wait_for(fetch, connected, what="集群关联 / cluster connect", interval=POLL_S, limit=limit, pacing=pacing,
@@ -160,11 +147,11 @@ def _wait_connected(cloudtower, cluster_id: str, limit: float, pacing) -> dict:
                          "connect task in CloudTower; --attach-timeout raises the limit")
 
 
-def _existing(cloudtower, cluster: dict, dc: CloudTowerDatacenter, it, step) -> tuple[dict, str, str | None]:
+def _existing(cloudtower, cluster: dict, dc: CloudTowerDatacenter, it, step, pacing) -> tuple[dict, str, str | None]:
     """A cluster CloudTower already knows at the VIP: reused, moved to the planned datacenter, or refused."""
     state_now = cluster.get("connect_state")
     if state_now in FAILED_STATES:
-        fail_connect(cluster)
+        fail_connect(cluster, task_error(cloudtower, it.get("task_id")))
     if it.earlier:
         step.note(f"续跑：上次运行提交的关联仍在进行（{state_now}），不重复关联 / resume: the connect the interrupted "
                   f"run submitted is there ({state_now}); not connected again")
@@ -179,8 +166,7 @@ def _existing(cloudtower, cluster: dict, dc: CloudTowerDatacenter, it, step) -> 
     names = ", ".join(str(d.get("name")) for d in dcs) or "-"
     answer = cloudtower.add_clusters_to_datacenter(dc.id, cluster["id"])
     step.save("add-clusters-to-datacenter.json", answer)
-    if answer.get("task_id"):
-        cloudtower_task_done(cloudtower, answer["task_id"], f"移动集群到 {dc.name} / move the cluster to {dc.name}")
+    tasks_done(cloudtower, [answer], f"移动集群到 {dc.name} / move the cluster to {dc.name}", pacing)
     step.note(f"集群原在数据中心 {names}，已移动到 {dc.name} / the cluster was in datacenter {names}; moved to {dc.name}")
     return cluster, "moved", names
 
@@ -195,17 +181,7 @@ def test_cluster_hosts(valid_plan, cloudtower, run, state, step, pacing):
     assert known and known.id, "05.connect 没有记录集群 / 05.connect recorded no cluster"
     want = {str(h.mgmt_ip) for h in valid_plan.hosts}
 
-    def fetch() -> dict:
-        found = cloudtower.clusters(id=known.id)
-        assert found, f"CloudTower 中已没有集群 {known.id} / the cluster {known.id} is gone from CloudTower"
-        if found[0].get("connect_state") in FAILED_STATES:
-            fail_connect(found[0])
-        return found[0]
-
-    c = wait_for(fetch, lambda c: c.get("host_num") == len(want), what="CloudTower 同步主机 / host sync",
-                 interval=POLL_S, limit=run.attach_timeout_min * 60, pacing=pacing,
-                 describe=lambda c: f"host_num={c.get('host_num')} / {len(want)}",
-                 hint="在 CloudTower 中查看集群的主机列表 / check the cluster's hosts in CloudTower")
+    c = synced_cluster(cloudtower, known.id, len(want), limit=run.attach_timeout_min * 60, pacing=pacing)
     step.save("cluster.json", c)
     hosts = sorted([[h.get("name"), h.get("management_ip")] for h in c.get("hosts") or []], key=lambda h: h[1] or "")
     state.put(CloudTowerCluster(**{**known.to_json(), "name": c.get("name"), "local_id": c.get("local_id"),

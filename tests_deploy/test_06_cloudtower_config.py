@@ -148,7 +148,7 @@ def test_capacity_alert(valid_plan, cloudtower, run, state, step, pacing):
         how = "set"
         step.note(f"{n} 台主机：NOTICE {before}% → {notice}%，CRITICAL {critical}% 不变 / {n} hosts: NOTICE {before}% → "
                   f"{notice}%, CRITICAL {critical}% kept")
-    rule, back = alerts.cluster_rule(cloudtower, RULE, c["id"], limit=limit, pacing=pacing, record=step)
+    rule, back = alerts.cluster_rule(cloudtower, RULE, c["id"], limit=limit, pacing=pacing)
     step.save("rule.json", rule)
     got = alerts.rule_reads(back)
     state.put(CloudTowerCapacityAlert(rule=RULE, global_rule_id=rule.get("id"), alert_rule_id=back.get("id"),
@@ -182,6 +182,8 @@ def test_dashboards(valid_plan, cloudtower, run, state, step, pacing):
 
 
 # =========================================================================== 06.racks
+@pytest.mark.applies(lambda plan: any(h.rack and h.rack_u for h in plan.hosts),
+                     "规划表主机规划 P/Q 列没有机架数据", "the plan has no rack data (主机规划 columns P/Q)")
 @pytest.mark.dependency(name="06.racks", depends=["05.cluster"], scope="session")
 def test_racks(valid_plan, cloudtower, run, state, step, pacing):
     """机架拓扑：按主机规划 P/Q 列放置机架与 U 位 / Rack topology: each host's rack and U from 主机规划 P/Q
@@ -199,7 +201,8 @@ def test_racks(valid_plan, cloudtower, run, state, step, pacing):
     preferably one holding its nodes already (a default brick: moved, renamed, resized), else one at its rack and U,
     else one with its name -- or else created (``node_topoes`` passed at creation). Each node not in its brick
     afterwards, whether or not the creation moved it, is moved in with ``move-node-topo``, its slot left to
-    CloudTower. Existing racks get the option's height. Nothing is deleted: a default brick left empty stays (noted).
+    CloudTower. Existing racks get --rack-height only when it is given; otherwise they keep their own height (raised
+    only when the plan needs more). Nothing is deleted: a default brick left empty stays (noted).
     A plan without rack data makes the step not applicable; hosts without rack data where others have it stay where
     they are (noted)."""
     placed = [h for h in valid_plan.hosts if h.rack and h.rack_u]
@@ -207,7 +210,8 @@ def test_racks(valid_plan, cloudtower, run, state, step, pacing):
         step.not_applicable("规划表主机规划 P/Q 列没有机架数据", "the plan has no rack data (主机规划 columns P/Q)")
     unplaced = [h for h in valid_plan.hosts if h not in placed]
     groups = topology.rack_groups(placed)
-    server_u, rack_u = int(run.server_height_u), int(run.rack_height_u)
+    server_u = int(run.server_height_u)
+    rack_u = int(run.rack_height_u or topology.DEFAULT_RACK_U)   # given: racks get it; else they keep their own
     problems = topology.layout_problems(groups, server_u, rack_u)
     assert not problems, ("机架数据无法按此高度放置 / the rack data cannot be placed with these heights: "
                           + "; ".join(problems) + "\n下一步 / next: 核对主机规划 P/Q 列，或用 --server-height / "
@@ -219,7 +223,8 @@ def test_racks(valid_plan, cloudtower, run, state, step, pacing):
     step.save("topology-before.json", topo.snapshot())
     zone_id = topology.zone(cloudtower, c["id"])
     for (rack, u), members in groups.items():
-        topo.place(rack, u, members, zone_id, server_u, rack_u)
+        need = max(g_u + server_u - 1 for (g_rack, g_u) in groups if g_rack == rack)
+        topo.place(rack, u, members, zone_id, server_u, rack_u, need=need, resize=run.rack_height_u is not None)
         if len(members) > 1:
             step.note(f"{rack} U{u}：{len(members)} 台主机共用一个机箱（多节点机箱）/ {len(members)} hosts share one chassis "
                       f"(multi-node): {', '.join(h.hostname for h in members)}")
