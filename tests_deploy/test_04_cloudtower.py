@@ -20,6 +20,7 @@ pytestmark = pytest.mark.stage04
 INSTALL_LIMIT = 60 * 60        # the install takes about 20 minutes; one hour is a hard stop
 HTTPS_LIMIT = 10 * 60          # the guide's 3 x 10 s is the minimum; the service may warm up longer
 CT_IDENTITY_LIMIT = 2 * 60     # 443 open before the install step: how long CloudTower may take to answer as itself
+SSH_LIMIT = 2 * 60             # the VM's SSH after its IP was set through VM tools
 
 
 def _assert_cloudtower_answers(cloudtower, ip: str, pacing) -> None:
@@ -152,7 +153,7 @@ def test_wait_for_os_install(fisheye, run, state, step, pacing):
 
 
 @pytest.mark.dependency(name="04.vm_ip", depends=["04.os_install"], scope="session")
-def test_set_cloudtower_ip(valid_plan, fisheye, cluster_address, amap, state, step):
+def test_set_cloudtower_ip(valid_plan, fisheye, cluster_address, amap, state, step, pacing):
     """通过 VM tools 配置 CloudTower 虚拟机 IP / Give the VM its IP through VM tools"""
     ct, vm_state = valid_plan.cloudtower, state.take(CloudTowerVm)
     net = cloudtower_network(valid_plan)     # the network 04.vm put the VM on: its gateway and netmask
@@ -168,7 +169,10 @@ def test_set_cloudtower_ip(valid_plan, fisheye, cluster_address, amap, state, st
         step.save("vm-ip-request.json", body)
         cluster_address.wait_job(fisheye.update_vm(vm_state.uuid, body)["job_id"], "配置虚拟机 IP / set VM IP")
     state.put((state.take(AddressesInUse) or AddressesInUse()).adding(str(ct.ip)))
-    assert amap.tcp_open(str(ct.ip), 22, timeout=5), f"{ct.ip}:22 无应答 / SSH does not answer on {ct.ip}"
+    # the guest applies the address and starts answering a little after the job: waited for, briefly
+    wait_for(lambda: amap.tcp_open(str(ct.ip), 22, timeout=5), bool, what=f"SSH {ct.ip}:22", interval=5,
+             limit=SSH_LIMIT, pacing=pacing, describe=lambda ok: "open" if ok else "无应答 / no answer",
+             hint="在集群中打开虚拟机控制台，检查 IP 与网卡 / open the VM console in the cluster; check its IP and NIC")
 
 
 def _guest_ips(vm: dict) -> set[str]:
