@@ -9,6 +9,7 @@ world (``settle``, set by the simulator), routes to the endpoint's apps, turns a
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import ssl
@@ -22,6 +23,7 @@ from .clock import SimClock
 from .errors import SimError
 from .faults import FaultRule, Faults
 from .http import App, BodyReader, Drop, Handler, Request, Response
+from .multipart import MultipartError, MultipartReader, boundary_of
 from .reqlog import RequestLog, redact
 
 log = logging.getLogger("mocks")
@@ -84,6 +86,8 @@ class Dispatcher:
             resp = self.route(ep, req)
             if resp is None:
                 result = "dropped"
+            elif rule is not None and rule.action.get("drop_after"):     # handled, the answer never leaves
+                resp, result = None, "processed-dropped"
         if req.stream is not None and resp is not None and not self._drain(req.stream, conn):
             resp, result = None, "client-closed"
         self._log(ep, req, resp, rule, result, (t0, sim_t, wall_t))
@@ -230,15 +234,29 @@ class Dispatcher:
 
 
 def _operation_name(req: Request) -> str | None:
-    """The GraphQL ``operationName`` of a JSON request body (fault rules may select on it), else None."""
-    if req.stream is not None or not req.body or len(req.body) > LOGGED_BODY_MAX:
+    """The GraphQL ``operationName`` of a JSON request body, or of the ``operations`` part of a GraphQL multipart
+    request (uploads), else None (fault rules may select on it)."""
+    if req.stream is not None or not req.body:
+        return None
+    raw = _multipart_operations(req) if boundary_of(req.header("Content-Type")) else req.body
+    if raw is None or len(raw) > LOGGED_BODY_MAX:
         return None
     try:
-        body = json.loads(req.body.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return None
     name = body.get("operationName") if isinstance(body, dict) else None
     return name if isinstance(name, str) else None
+
+
+def _multipart_operations(req: Request) -> bytes | None:
+    """The first part of a multipart body when it is ``operations`` (GraphQL multipart request spec), else None."""
+    try:
+        for part in MultipartReader(io.BytesIO(req.body).read, boundary_of(req.header("Content-Type"))).parts():
+            return b"".join(part.blocks()) if part.name == "operations" else None
+    except MultipartError:
+        return None
+    return None
 
 
 def _resolve_app(apps, method: str, path: str) -> tuple[App | None, Handler | None]:

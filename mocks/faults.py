@@ -58,9 +58,9 @@ def match_method(pattern: str | None, method: str) -> bool:
 # --------------------------------------------------------------------------- rules
 RULE_KEYS = frozenset({"id", "comment", "method", "path", "address", "port", "operation_name", "nth", "times",
                        "action"})
-ACTION_KEYS = frozenset({"status", "body", "headers", "envelope_error", "msg", "delay", "drop", "operation",
-                         "stage", "tls"})
-_ACTION_KINDS = ("status", "envelope_error", "delay", "drop", "operation", "tls")
+ACTION_KEYS = frozenset({"status", "body", "headers", "envelope_error", "msg", "delay", "drop", "drop_after",
+                         "operation", "stage", "tls"})
+_ACTION_KINDS = ("status", "envelope_error", "delay", "drop", "drop_after", "operation", "tls")
 
 
 def _split_action(raw: dict) -> dict:
@@ -84,7 +84,7 @@ def _split_action(raw: dict) -> dict:
 
 def _check_action(action: dict) -> None:
     if not any(k in action for k in _ACTION_KINDS):
-        raise ValueError("fault action needs one of status, envelope_error, delay, drop, operation, tls")
+        raise ValueError("fault action needs one of status, envelope_error, delay, drop, drop_after, operation, tls")
     if "tls" in action and action["tls"] != "rotated":
         raise ValueError(f"fault action tls must be 'rotated', got {action['tls']!r}")
     if "status" in action and not (isinstance(action["status"], int) and 100 <= action["status"] <= 599):
@@ -93,6 +93,8 @@ def _check_action(action: dict) -> None:
         raise ValueError(f"fault action delay must be seconds >= 0, got {action['delay']!r}")
     if "drop" in action and action["drop"] is not True:
         raise ValueError("fault action drop must be true")
+    if "drop_after" in action and action["drop_after"] is not True:
+        raise ValueError("fault action drop_after must be true")
     if "operation" in action and action["operation"] not in ("stuck", "fail"):
         raise ValueError(f"fault action operation must be 'stuck' or 'fail', got {action['operation']!r}")
     if "envelope_error" in action and not isinstance(action["envelope_error"], str):
@@ -242,7 +244,9 @@ class Faults:
     ``{"status": 503, "body": ...}`` plain HTTP error (body: object -> JSON, string -> text;
     default an error envelope), ``{"envelope_error": "EXXX", "status": 500, "msg": "..."}``,
     ``{"delay": 2.5}`` real seconds before handling normally, ``{"drop": true}`` close the
-    connection without a response, ``{"operation": "stuck" | "fail", "msg": ..., "stage": n}``
+    connection without a response, ``{"drop_after": true}`` handle the request normally (its effects happen) and
+    then close the connection without the answer (a timeout where the server completed),
+    ``{"operation": "stuck" | "fail", "msg": ..., "stage": n}``
     the long operation started by the call never finishes / ends failed.
     ``{"method": "TLS", "address": ..., "tls": "rotated"}`` (TLS handshakes only: ``method`` must say ``TLS``):
     the connections it fires on get another certificate (the address's next generation, as after a reinstall).

@@ -40,6 +40,17 @@ service), advancing simulated time as the operations need:
   dashboard script's views Cluster / Host / VM with 3 / 7 / 5 graphs; the plan's rack topology (主机规划 P/Q: racks
   of height 42, 2U bricks at the planned U, hosts sharing a rack and U in one chassis brick), none -> the default
   placement stays. Every part is find-or-update (twice: nothing duplicated). Summary key ``cloudtower_config``.
+* ``components-ready`` (+ stage 07): the backup package registered, the backup VLAN (on the planned backup VDS, else
+  the storage VDS), the backup service RUNNING with the cluster attached (:mod:`mocks.presets_backup`; summary key
+  ``backup``), and OBS (``_obs_ready``, summary key ``obs``). Find-or-create.
+
+  ``_obs_ready(sim, summary)`` (stage 07a, :mod:`mocks.presets_obs`, through the CloudTower model): the
+  Observability package (the guide's ``Observability-X86_64-v1.4.2-release.20250926-24.tar.gz``, a real stand-in
+  .tar.gz through the upload accounting; both package tasks SUCCESSED), the instance ``obs`` at 集群管理信息!E4
+  (management mask / gateway, the cluster's VM network ``default``) SUCCESS with its VM RUNNING and SSH
+  ``o11y@<ip>:10022``, NTP = the plan's servers, the plan's cluster connected, the CloudTower system service (no
+  alerting rules). Summary ``obs``: ``id, name, ip, version, package_id, status, vm_status, ntp,
+  connected_clusters, system_services, ssh``; a plan without an OBS IP: ``"not applicable"``.
 
 Every step is skipped when its result is already there, so applying a preset to a world restored from
 a snapshot (or twice) is harmless. Returns a summary dict (addresses, uuids); raises ``PresetError``.
@@ -53,7 +64,8 @@ from .deployment.models import DeployOperation, SimHost
 
 log = logging.getLogger("mocks")
 
-PRESETS = ("cluster-deployed", "cluster-configured", "cloudtower-ready", "cluster-attached", "cloudtower-configured")
+PRESETS = ("cluster-deployed", "cluster-configured", "cloudtower-ready", "cluster-attached", "cloudtower-configured",
+           "components-ready")
 CLOUDTOWER_ISO_SIZE = 7952123904               # the guide's sample ISO
 CLOUDTOWER_ROOT_PASSWORD = "HC!r0cks"          # the guide: fixed CloudTower admin password
 VM_MEMORY = 20401094656                        # the guide's fixed payload values
@@ -499,7 +511,29 @@ def _cloudtower_configured(sim, summary: dict) -> None:
         "dashboards": dashboards, "racks": racks or "default placement (the plan has no rack data)"}
 
 
-_STEPS = (_deployed, _configured, _cloudtower, _attached, _cloudtower_configured)   # one per PRESETS entry, in order
+def _obs_ready(sim, summary: dict) -> None:
+    """Stage 07a (OBS) through the CloudTower model (:mod:`mocks.presets_obs`): the Observability package, the
+    instance ``obs`` at 集群管理信息!E4 SUCCESS with its VM RUNNING (SSH o11y@:10022), NTP = the plan's, the cluster
+    connected, the CloudTower system service. Summary key ``obs``; no OBS IP in the plan: "not applicable"."""
+    from .presets_obs import obs_ready
+
+    obs_ready(sim, summary, plan_tower=_plan_tower, error=PresetError)
+
+
+def _components_ready(sim, summary: dict) -> None:
+    """Stage 07 (``components-ready``): the backup service (:mod:`mocks.presets_backup`) and OBS (``_obs_ready``,
+    when this module has it); each independent of the other, find-or-create."""
+    from .presets_backup import backup_ready
+
+    backup_ready(sim, summary, plan_tower=_plan_tower, wait_jobs=_wait_jobs, mgmt_network=_mgmt_network,
+                 error=PresetError)
+    obs = globals().get("_obs_ready")
+    if obs is not None:
+        obs(sim, summary)
+
+
+_STEPS = (_deployed, _configured, _cloudtower, _attached, _cloudtower_configured,   # one per PRESETS entry, in order
+          _components_ready)
 
 
 # --------------------------------------------------------------------------- printing (python -m mocks serve)

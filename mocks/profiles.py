@@ -180,6 +180,13 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("topology-nodes-in-bricks", "topology-default", False,
             "after the connection every node is already in its own 1U brick (named after the host) in rack defrack: "
             "topology must move or reuse bricks, not assume free nodes", _tower(topology_default="bricks")),
+    Profile("gql-login-encoded-only", "gql-login", True,
+            "the GraphQL login with effect {encoded: true} takes only CloudTower's encoded password (the guide's "
+            "form, G L2225; the simulator knows the guide's samples); a plaintext password is refused "
+            "(UNAUTHENTICATED)", _tower(gql_login_plaintext=False)),
+    Profile("gql-login-plaintext-accepted", "gql-login", False,
+            "the GraphQL login with effect {encoded: true} also takes the plaintext password (what the older tool "
+            "sends since 2af9a9a; acceptance on real gear unknown)", _tower(gql_login_plaintext=True)),
 )}
 
 META_PROFILES: dict[str, tuple[str, ...]] = {

@@ -433,7 +433,8 @@ def test_preflight_address_checks_are_bounded_and_parallel(plan, run):
 # --------------------------------------------------------------------------- the main job under every profile
 PROFILE_RUNS = ["sudo-nopasswd,vip-job,upload-listed,vds-lacp-lacp,l2-scan-empty",
                 "vip-empty-body,upload-opaque,connect-auth-late,rest-bodies-lenient",
-                "upload-no-resume,gql-variables-200,ct-names-unique,topology-nodes-in-bricks", "real-gear"]
+                "upload-no-resume,gql-variables-200,ct-names-unique,topology-nodes-in-bricks,gql-login-plaintext-accepted",
+                "real-gear"]
 
 
 def test_profile_runs_cover_every_profile():

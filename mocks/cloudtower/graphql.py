@@ -48,6 +48,8 @@ from .util import parse_datetime
 # documents the simulator was built for (an invalid document of another name says so)
 GUIDE_OPERATIONS = ("checkTowerIsSetup", "createOrganization", "createRootUser", "deployedLicense", "globalAlertRules",
                     "login", "updateCloudTowerNtpUrl", "updateClusterSettings", "updateGlobalAlertRule")
+GUIDE_OPERATIONS += ("observabilityInstanceAndApps", "createBundleApplicationInstance", "updateObservabilityNtpUrl",
+                     "updateBundleApplicationInstanceConnectClusters", "updateObservabilityConnectedSystemServices")  # §07 OBS
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Ctx:
     auth_header: str | None = None
     cookie_sid: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    fault: Any = None               # a TaskFault when an 'operation' fault rule fired on this request (else None)
 
     def user(self) -> str:
         """The authenticated user's id; ``UNAUTHENTICATED`` otherwise."""
@@ -126,6 +129,8 @@ def _deploys(_root, info, **args) -> list[dict]:
 def _login(_root, info, data: dict, effect: dict | None = None) -> dict:
     ctx: Ctx = info.context
     pw = _decoded(ctx, data["password"], effect)
+    if pw is None and getattr(ctx.tower, "gql_login_plaintext", False):
+        pw = data["password"]        # profile gql-login-plaintext-accepted: CX's plaintext with encoded:true
     if pw is None:
         raise GqlError("invalid username or password", "UNAUTHENTICATED")
     try:
@@ -241,6 +246,8 @@ def _extension_resolvers() -> None:
                 raise
             continue
         RESOLVERS.update(mod.RESOLVERS)
+        global GUIDE_OPERATIONS             # the extension's guide documents (its OPERATIONS), for error messages
+        GUIDE_OPERATIONS = tuple(dict.fromkeys(GUIDE_OPERATIONS + tuple(getattr(mod, "OPERATIONS", ()))))
 
 
 def load_schema() -> GraphQLSchema:
@@ -340,12 +347,12 @@ def _answer(result: ExecutionResult, variable_status: int = 400) -> dict:
 
 
 def execute(tower: CloudTowerModel, body: Any, *, auth_header: str | None = None,
-            cookie_sid: str | None = None) -> tuple[dict, dict[str, str]]:
+            cookie_sid: str | None = None, fault: Any = None) -> tuple[dict, dict[str, str]]:
     """Run one GraphQL request (the parsed JSON body); returns ``(200 body, extra response headers)``.
     Raises :class:`GqlError` (status 400) for a request that fails before execution."""
     src, variables, op_name = _request_parts(body)
     doc = _document(src, op_name)
-    ctx = Ctx(tower, auth_header, cookie_sid)
+    ctx = Ctx(tower, auth_header, cookie_sid, fault=fault)
     result = execute_sync(SCHEMA, doc, root_value=None, context_value=ctx, variable_values=variables,
                           operation_name=op_name)
     return _answer(result, getattr(tower, "graphql_variable_status", 400)), ctx.response_headers

@@ -11,6 +11,7 @@ wire onto these methods. The model is one facade over its concepts:
 * ``settings.py`` -- NTP, the deployed (trial) license, the warm-up window (443 answers 503);
 * ``config.py`` -- guide §06: cluster settings, alert rules, monitoring views and graphs, rack topology (created
   when a cluster first reads CONNECTED; knobs ``initial_storage_policy``, ``alert_rules_lag``);
+* ``obs.py`` -- guide §07a: OVM chunked uploads, Observability packages and instances, the OBS VM's SSH;
 * ``errors.py`` -- :class:`RestError`, :class:`GqlError`, :class:`Unauthenticated` (``SimError``\\ s).
 
 :meth:`CloudTowerModel.settle` applies ended tasks (``sim.advance`` calls it through the family).
@@ -31,6 +32,8 @@ from ..clock import SimClock
 from ..sessions import Session, SessionStore
 from .clusters import CONNECT_S, Cluster, ClustersMixin, ClusterSpec
 from .config import ConfigMixin
+from .obs import ObsMixin
+from .backup import BackupMixin
 from .errors import GqlError, RestError, Unauthenticated
 from .orgs import Datacenter, DatacenterSpec, Organization, OrgsMixin
 from .settings import SettingsMixin
@@ -52,7 +55,8 @@ def _build(cls, d: dict):
     return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin, ConfigMixin):
+class CloudTowerModel(ObsMixin, BackupMixin, UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin,
+                      ConfigMixin):
     """One CloudTower VM's API state, at ``ip``."""
 
     family = "cloudtower"
@@ -71,6 +75,7 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
         self.connect_auth = "refused"       # connect-auth: a wrong cluster password -> 400 at once | "late"
         self.sync_lag_s = 0.0               # cluster-sync: s after CONNECTED before hosts/VDSes/VLANs show
         self.rest_bodies = "strict"         # rest-bodies: a bare-object create body -> 400 | "lenient"
+        self.gql_login_plaintext = False    # gql-login: GraphQL login with effect.encoded takes a plaintext password too
         self.warmup_status = 503
         self.encoded_passwords: dict[str, str] = dict(ENCODED_PASSWORDS)
         # ---- in memory only (never exported): clear tokens issued, for test inspection
@@ -87,6 +92,8 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
         self.ntp_servers: list[str] = []
         self._seq = 0
         self._init_config()                 # stage 06: settings, alert rules, views, topology (config.py)
+        self._init_obs()                    # stage 07a: OBS uploads, packages, instances (obs.py)
+        self._init_backup()                 # stage 07b: package uploads, VM VLANs, backup service (backup.py)
 
     def _new_id(self, kind: str) -> str:
         with self.lock:
@@ -131,6 +138,8 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
                 "sessions": self.sessions.export_state(),
                 "ntp_servers": list(self.ntp_servers),
                 "config": self.export_config(),
+                "obs": self.export_obs(),
+                "backup": self.export_backup(),
                 "tunables": {"task_pending": self.task_pending, "connect_seconds": self.connect_seconds,
                              "datacenter_task": self.datacenter_task, "session_ttl": self.session_ttl},
             }
@@ -150,6 +159,8 @@ class CloudTowerModel(UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, Settings
             self.ntp_servers = list(state.get("ntp_servers", []))
             self._import_tunables(state.get("tunables") or {})
             self.import_config(state.get("config") or {})
+            self.import_obs(state.get("obs") or {})
+            self.import_backup(state.get("backup") or {})
         return []
 
     def _import_tunables(self, tun: dict) -> None:

@@ -17,9 +17,10 @@ import logging
 from http.cookies import SimpleCookie
 
 from ..http import App, Request, Response
-from . import graphql, rest
+from . import graphql, graphql_backup, rest
 from .errors import GqlError, RestError
 from .models import CloudTowerModel, TaskFault
+from .responses_obs import add_ovm_routes
 
 log = logging.getLogger("mocks")
 
@@ -50,6 +51,7 @@ class CloudTowerApp(App):
         self.add("GET", "/api", self.graphql_get)
         self.add("POST", "/v2/api/{call}", self.rest)
         self.add("GET", "/", self.index)
+        add_ovm_routes(self)                  # stage 07a: the OVM operator's chunked uploads (responses_obs.py)
 
     # ------------------------------------------------------------------ cross-cutting
     @staticmethod
@@ -122,12 +124,14 @@ class CloudTowerApp(App):
                         "BAD_REQUEST", status=400).response()
 
     def graphql(self, req: Request) -> Response:
-        body, problem = self._body(req)
+        # a multipart/form-data body is a GraphQL multipart request (uploads, stage 07b): graphql_backup parses it
+        body, problem = graphql_backup.multipart_body(req) if graphql_backup.is_multipart(req) else self._body(req)
         if problem:
             return GqlError(problem, "BAD_REQUEST", status=400).response()
         try:
             out, headers = graphql.execute(self.tower, body, auth_header=req.header("Authorization"),
-                                           cookie_sid=self._cookie_sid(req))
+                                           cookie_sid=self._cookie_sid(req),
+                                           fault=TaskFault.of(req.outcome, req.outcome_msg))
         except GqlError as exc:
             return exc.response()
         return Response.json(out, 200, headers=headers or None)
