@@ -29,9 +29,9 @@ def peak_rss_mb() -> float | None:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def start_simulator(plan: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "mocks", "serve", "--plan", str(plan), "--time-scale", "0.001"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_simulator(plan: Path, *preset: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "mocks", "serve", "--plan", str(plan), "--time-scale", "0.001",
+                             *preset], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         if line.startswith("control:"):
             return proc, line.split()[1].removesuffix("/_sim")
@@ -86,11 +86,142 @@ def raw_loop(fe, path: Path) -> float:
     return time.perf_counter() - start
 
 
+# --- the OBS protocol (stage 07a): OVM operator chunked uploads, no index, cumulative offset ------------------------
+def obs_tower(plan_path: Path, control_url: str):
+    """A CloudTower client on a simulator at ``cloudtower-ready`` (the GraphQL login's cookie is what OVM needs)."""
+    from clients.addressing import AddressMap
+    from clients.base import TlsMode
+    from clients.cloudtower import CloudTowerClient
+    from mocks.remote import RemoteSimulator
+    from plan.parse import load
+
+    plan, _ = load(plan_path)
+    remote = RemoteSimulator(control_url)
+    ct = CloudTowerClient(str(plan.cloudtower.ip), amap=AddressMap(True, remote.address_map, alive=remote.is_alive),
+                          tls=TlsMode(True, remote.ca_bundle))
+    ct.login()
+    return ct
+
+
+def obs_raw_loop(ct, path: Path) -> float:
+    """The OBS chunks pushed by the simplest httpx loop: init, then each 4 MiB read whole and posted (no checks)."""
+    import httpx
+
+    from clients.addressing import GuardedTransport
+    from clients.obs import CHUNK, OVM_V1, OvmApi
+    from clients.cloudtower import OVM_BASIC
+
+    upload_id = OvmApi(ct).init(path.name + ".raw")["id"]
+    headers = {"Authorization": OVM_BASIC, "Cookie": f"connect.sid={ct.sessions['ovm'].value}"}
+    http = httpx.Client(transport=GuardedTransport(ct.amap, httpx.HTTPTransport(verify=ct.tls.shared_verify)),
+                        headers=headers, timeout=300)
+    start = time.perf_counter()
+    with open(path, "rb") as fh:
+        while data := fh.read(CHUNK):
+            http.post(f"https://{ct.address}{OVM_V1}", files={"file": (path.name, data), "id": (None, upload_id)}
+                      ).raise_for_status()
+    http.close()
+    return time.perf_counter() - start
+
+
+def bench_obs(plan: Path, path: Path, rounds: int) -> None:
+    from clients.obs import ObsUpload, OvmApi
+
+    proc, control = start_simulator(plan, "--preset", "cloudtower-ready")
+    try:
+        ct = obs_tower(plan, control)
+        ours_times, raw_times, rss_after = [], [], None
+        for n in range(rounds):
+            if n % 2:
+                raw_times.append(obs_raw_loop(ct, path))
+            result = ObsUpload(OvmApi(ct), path).run(record=lambda **_: None)
+            ours_times.append(result.seconds)
+            if n == 0:
+                rss_after = peak_rss_mb()
+            if not n % 2:
+                raw_times.append(obs_raw_loop(ct, path))
+        ct.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    size = path.stat().st_size
+    ours_mbs, raw_mbs = size / 1e6 / min(ours_times), size / 1e6 / min(raw_times)
+    print(f"OBS (OVM, offset-checked): {min(ours_times):8.2f} s  {ours_mbs:8.1f} MB/s   ({result.chunks} chunks, "
+          f"best of {len(ours_times)})")
+    print(f"OBS raw httpx loop:        {min(raw_times):8.2f} s  {raw_mbs:8.1f} MB/s   (best of {len(raw_times)})")
+    print(f"OBS ratio ours / raw:      {ours_mbs / raw_mbs:8.3f}  (target >= 0.9)")
+    if rss_after is not None:
+        print(f"peak RSS after the OBS upload: {rss_after:.0f} MB (target < 150 MB)")
+
+
+# --- the backup protocol (stage 07b): GraphQL multipart request spec, 1-based chunks, the server's chunk size -------
+def raw_backup_loop(ct, path: Path) -> float:
+    """The same backup chunks by the simplest httpx loop: each chunk read whole into memory, no retries, no checks."""
+    import json
+
+    import httpx
+
+    from clients.addressing import GuardedTransport
+    from clients.backup import Q_UPLOAD_CHUNK, BackupUpload
+
+    size = path.stat().st_size
+    vol = BackupUpload(ct).create(path.name, size)
+    chunk = int(vol["chunk_size"])
+    http = httpx.Client(transport=GuardedTransport(ct.amap, httpx.HTTPTransport(verify=ct.tls.shared_verify)),
+                        headers={"Cookie": f"connect.sid={ct.sessions['cookie'].value}"}, timeout=300)
+    start = time.perf_counter()
+    with open(path, "rb") as fh:
+        for k in range(1, -(-size // chunk) + 1):
+            ops = {"operationName": "uploadCloudTowerApplicationPackage", "query": Q_UPLOAD_CHUNK,
+                   "variables": {"data": {"upload_task_id": vol["image_uuid"], "file": None, "current_chunk": k}}}
+            r = http.post(f"https://{ct.address}/api", files={
+                "operations": (None, json.dumps(ops)), "map": (None, '{"1":["variables.data.file"]}'),
+                "1": (path.name, fh.read(chunk), "application/octet-stream")})
+            r.raise_for_status()
+    http.close()
+    return time.perf_counter() - start
+
+
+def bench_backup(plan: Path, path: Path, rounds: int) -> None:
+    """The one uploader (clients/upload.py) over clients.backup.BackupUpload against :func:`raw_backup_loop`."""
+    from clients.backup import BackupUpload
+    from clients.upload import upload_file
+
+    proc, control = start_simulator(plan, "--preset", "cloudtower-ready")
+    try:
+        ct = obs_tower(plan, control)            # a logged-in CloudTower client; the chunks go with the cookie
+        ct.sessions["cookie"].login()
+        ours_times, raw_times, rss_after = [], [], None
+        for n in range(rounds):
+            if n % 2:
+                raw_times.append(raw_backup_loop(ct, path))
+            result = upload_file(path, BackupUpload(ct))
+            ours_times.append(result.seconds)
+            if n == 0:
+                rss_after = peak_rss_mb()
+            if not n % 2:
+                raw_times.append(raw_backup_loop(ct, path))
+        ct.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    size = path.stat().st_size
+    ours_mbs, raw_mbs = size / 1e6 / min(ours_times), size / 1e6 / min(raw_times)
+    print(f"backup (GraphQL multipart): {min(ours_times):8.2f} s  {ours_mbs:8.1f} MB/s   ({result.chunks_sent} chunks "
+          f"of {result.volume['chunk_size']} B, best of {len(ours_times)})")
+    print(f"backup raw httpx loop:      {min(raw_times):8.2f} s  {raw_mbs:8.1f} MB/s   (best of {len(raw_times)})")
+    print(f"backup ratio ours / raw:    {ours_mbs / raw_mbs:8.3f}  (target >= 0.9)")
+    if rss_after is not None:
+        print(f"peak RSS after the backup upload: {rss_after:.0f} MB (target < 150 MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-gib", type=float, default=2.0)
     ap.add_argument("--plan", type=Path)
     ap.add_argument("--rounds", type=int, default=2, help="alternate ours/raw this many times; best of each")
+    ap.add_argument("--protocol", choices=("all", "svt", "obs", "backup"), default="all",
+                    help="svt: the SVT/ISO uploader; obs: the OBS (OVM operator) upload; all: both (default)")
     args = ap.parse_args()
     from clients.fisheye import SvtUpload
     from clients.upload import upload_file
@@ -102,6 +233,28 @@ def main() -> None:
     iso = tmp / "SMTX_VMTOOLS-9.9.9-bench.iso"
     with open(iso, "wb") as fh:
         fh.truncate(size)  # sparse
+    if args.protocol in ("all", "obs"):   # the OBS protocol first: its own simulator (at cloudtower-ready)
+        obs_file = tmp / "Observability-X86_64-v9.9.9-release.20990101-1.tar.gz"
+        with open(obs_file, "wb") as fh:
+            fh.truncate(size)  # sparse
+        try:
+            bench_obs(plan, obs_file, args.rounds)
+        finally:
+            os.unlink(obs_file)
+        if args.protocol == "obs":
+            os.unlink(iso)
+            return
+    if args.protocol in ("all", "backup"):   # the backup protocol: its own simulator (at cloudtower-ready)
+        backup_file = tmp / "smtx-backup-dr-x86_64-9.9.9.tar.gz"
+        with open(backup_file, "wb") as fh:
+            fh.truncate(size)  # sparse
+        try:
+            bench_backup(plan, backup_file, args.rounds)
+        finally:
+            os.unlink(backup_file)
+        if args.protocol == "backup":
+            os.unlink(iso)
+            return
     proc, control = start_simulator(plan)
     try:
         fe, _amap, _tls = deployed_cluster(plan, control)

@@ -15,6 +15,13 @@ Points (``<n>`` counts from 1, in this process):
 * ``install-log:<n>`` -- at the n-th read of the CloudTower installer's log (mid-install);
 * ``connect-poll:<n>`` -- at the n-th ``get-clusters`` after ``connect-cluster`` returned (mid-connect, stage 05);
 * ``upload-chunk:<glob>:<n>`` -- after the n-th chunk of a file matching glob was sent (mid-upload).
+* ``obs-chunk:<n>`` -- after the n-th chunk of the OBS package reached the OVM operator (mid-upload, stage 07a);
+* ``obs-poll:<n>`` -- at the n-th OBS inventory read after ``createBundleApplicationInstance`` returned
+  (mid-install, stage 07a).
+* ``backup-chunk:<n>`` -- after the n-th chunk of the backup package was sent (mid-upload, stage 07b);
+* ``backup-poll:<n>`` -- at the n-th ``backupServices`` read after ``createBackupService`` returned (mid-install,
+  stage 07b). ``attached:07b.package`` (upload complete, registration not yet seen) and ``attached:07b.service``
+  (service submitted) are intent points.
 """
 from __future__ import annotations
 
@@ -122,6 +129,78 @@ class CrashAt:
                 return answer
 
             upload._send_one = send_then_crash
+        elif p.kind in ("obs-chunk", "obs-poll"):
+            _wrap_obs(crash)
+        elif p.kind in ("backup-chunk", "backup-poll"):
+            _wrap_backup(crash)
+
+
+def _wrap_backup(crash: CrashAt) -> None:
+    """Stage 07b: ``backup-chunk`` counts the backup chunks sent; ``backup-poll`` the service reads after the create."""
+    import clients.backup as backup
+
+    p = crash.p
+    if p.kind == "backup-chunk":
+        send = backup.BackupUpload.send
+
+        def chunk_then_crash(self, *args, **kwargs):
+            answer = send(self, *args, **kwargs)
+            p.hit()
+            if p.count >= int(p.arg):
+                crash.fire()
+            return answer
+
+        backup.BackupUpload.send = chunk_then_crash
+        return
+    create, services = backup.create_service, backup.services
+
+    def create_then_arm(*args, **kwargs):
+        answer = create(*args, **kwargs)
+        p.armed = True
+        return answer
+
+    def counted_services(*args, **kwargs):
+        if p.armed:
+            p.hit()
+            if p.count >= int(p.arg):
+                crash.fire()
+        return services(*args, **kwargs)
+
+    backup.create_service, backup.services = create_then_arm, counted_services
+
+
+def _wrap_obs(crash: CrashAt) -> None:
+    """Stage 07a: ``obs-chunk`` counts the OBS chunks sent; ``obs-poll`` the inventory reads after the create."""
+    import clients.obs as obs
+
+    p = crash.p
+    if p.kind == "obs-chunk":
+        send_chunk = obs.ObsUpload.send_chunk
+
+        def chunk_then_crash(self, *args, **kwargs):
+            answer = send_chunk(self, *args, **kwargs)
+            p.hit()
+            if p.count >= int(p.arg):
+                crash.fire()
+            return answer
+
+        obs.ObsUpload.send_chunk = chunk_then_crash
+        return
+    create, inventory = obs.create_instance, obs.inventory
+
+    def create_then_arm(*args, **kwargs):
+        answer = create(*args, **kwargs)
+        p.armed = True
+        return answer
+
+    def counted_inventory(*args, **kwargs):
+        if p.armed:
+            p.hit()
+            if p.count >= int(p.arg):
+                crash.fire()
+        return inventory(*args, **kwargs)
+
+    obs.create_instance, obs.inventory = create_then_arm, counted_inventory
 
 
 def _arm_after(cls, name: str, p: _Points) -> None:

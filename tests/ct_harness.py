@@ -86,8 +86,10 @@ def simulators(monkeypatch) -> Iterator[Callable[..., Simulator]]:
     monkeypatch.delenv("SMTX_SIM_PROFILE", raising=False)
     owned: list[Simulator] = []
 
-    def build(plan, *profiles: str, preset: str) -> Simulator:
-        sim = Simulator.from_plan(plan, time_scale=0.002, load_env_faults=False, profiles=list(profiles)).start()
+    def build(plan, *profiles: str, preset: str, time_scale: float = 0.0005) -> Simulator:
+        """``time_scale``: wall seconds per simulated second (a test racing a simulated delay wants more)."""
+        sim = Simulator.from_plan(plan, time_scale=time_scale, load_env_faults=False,
+                                  profiles=list(profiles)).start()
         owned.append(sim)
         apply_preset(sim, preset)
         return sim

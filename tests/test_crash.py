@@ -72,10 +72,19 @@ MID_POINTS = (
     ("mid-install", "install-log:3"),
     ("connect-submitted", "attached:05.connect"),
     ("mid-connect", "connect-poll:2"),
+    ("obs-upload-started", "attached:07a.package"),
+    ("mid-obs-upload", "obs-chunk:2"),
+    ("obs-instance-submitted", "attached:07a.instance"),
+    ("mid-obs-install", "obs-poll:3"),
+    ("mid-backup-upload", "backup-chunk:2"),
+    ("backup-uploaded", "attached:07b.package"),
+    ("backup-install-submitted", "attached:07b.service"),
+    ("mid-backup-install", "backup-poll:3"),
 )
 
 SCENARIOS = [
-    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04", "05", "06")),
+    *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04", "05", "06", "07a",
+                                                                                 "07b")),
     Scenario("boundaries-inprocess", tuple(f"after:{s}" for s in step_ids()[3::4]) + ("after:04.serial",),
              inprocess=True),
     *(Scenario(f"{name}-{where}", (point,), inprocess=where == "inprocess")
@@ -154,7 +163,7 @@ def world_problems(sim, plan, *, requests: bool) -> list[str]:
     if pending:
         problems.append(f"jobs not ended: {pending}")
     vds = [v.name for v in sim.fisheye.vdses.values()]
-    if sorted(vds) != sorted(set(vds)) or len(vds) != 3:
+    if sorted(vds) != sorted(set(vds)) or len(vds) != 3 + _backup_vds(plan):
         problems.append(f"VDSes: {vds}")
     vlans = [(v.vds_uuid, v.name) for v in sim.fisheye.vlans.values()]
     if len(vlans) != len(set(vlans)):
@@ -189,6 +198,49 @@ def _tower_problems(tower, plan) -> list[str]:
     for what, names in (("views", views), ("graphs", graphs), ("racks", racks)):
         if len(names) != len(set(names)):
             problems.append(f"{what} twice: {sorted(map(str, names))}")
+    return problems + _obs_problems(tower, plan) + _backup_problems(tower, plan)
+
+
+def _backup_vds(plan) -> int:
+    """Stage 07b creates the plan's own backup VDS (虚拟网络 row 7: VDS and NICs) when the backup applies."""
+    return int(plan.components["backup"].ip is not None and bool(plan.backup.vds and plan.backup.nics))
+
+
+def _backup_problems(tower, plan) -> list[str]:
+    """Stage 07b: one backup package, one backup VLAN, one service (RUNNING, the cluster attached), every upload task
+    it started complete and no chunk sent after completion."""
+    if plan.components["backup"].ip is None or not hasattr(tower, "backup_services"):
+        return []
+    problems = []
+    packages = [(p.name, p.version, p.architecture) for p in tower.app_packages.values()]
+    if len(packages) != 1:
+        problems.append(f"backup packages: {packages}")
+    vlans = [(r.vds_name, r.name) for r in tower.vlan_creations.values()]
+    if len(vlans) != 1:
+        problems.append(f"backup VLANs: {vlans}")
+    services = [(s.name, tower.backup_status(s), len(s.backup_cluster_ids)) for s in tower.backup_services.values()]
+    if services != [(plan.components["backup"].vm_name, "RUNNING", 1)]:
+        problems.append(f"backup services: {services}")
+    uploads = [(t.id, t.status, t.resent_after_complete) for t in tower.upload_tasks.values()]
+    if len(uploads) != 1 or uploads[0][1:] != ("SUCCESSED", 0):
+        problems.append(f"backup upload tasks: {uploads}")
+    return problems
+
+
+def _obs_problems(tower, plan) -> list[str]:
+    """Stage 07a: one OBS package, one instance (SUCCESS) at the planned IP, no upload left half-done."""
+    if plan.components["obs"].ip is None or not hasattr(tower, "obs_instances"):
+        return []
+    problems = []
+    packages = [(p.version, p.arch) for p in tower.obs_packages.values()] if hasattr(tower, "obs_packages") else []
+    if len(packages) != 1:
+        problems.append(f"OBS packages: {packages}")
+    instances = [(i.name, i.vm_spec.get("ip"), tower.obs_status(i)) for i in tower.obs_instances.values()]
+    if len(instances) != 1 or instances[0][1:] != (str(plan.components["obs"].ip), "SUCCESS"):
+        problems.append(f"OBS instances: {instances}")
+    committed = [u.id for u in tower.obs_uploads.values() if u.status == "COMMITTED"]
+    if len(committed) != 1:
+        problems.append(f"OBS uploads committed: {committed}")
     return problems
 
 

@@ -46,6 +46,23 @@ SAMPLES = [
     O.CloudTowerRacks([O.RackPlacement("n1", "10.0.0.11", "A01", 1, "n1"),
                        O.RackPlacement("n2", "10.0.0.12", "A02", 10, "A02-U10", ["n3"])], 2, 42, ["A01", "A02"],
                       2, 1, 3, ["n4"]),
+    O.ObsPackage(file="Observability-X86_64-v1.4.2-release.20250926-24.tar.gz", release="v1.4.2-release.20250926",
+                 arch="X86_64", size=12, how="uploaded", upload_id="37Jud", mb_per_s=80.5, seconds=0.2,
+                 stale_task_ids=["t0"], package_id="p1", tasks=[["Create Installation package x", "SUCCESSED"]]),
+    O.ObsInstance(id="i1", name="observability", ip="10.0.20.3", vlan_id="v1", package_id="p1",
+                  version="v1.4.2-release.20250926", status="SUCCESS", vm_status="RUNNING", health_status="NORMAL",
+                  how="created", install_seconds=600.0),
+    O.ObsServices(ntp="10.0.0.2;ntp.example.com", clusters=["Cls01"], system_services=["CLOUDTOWER INSTALLING"],
+                  rules=22, dns=["10.0.0.114"], serial_note="M4 not written"),
+    O.BackupStorageIp(ip="10.0.21.4", subnet="10.0.21.0/24", netmask="255.255.255.0", source="option"),
+    O.BackupPackage(id="p2", filename="smtx-backup-dr-x86_64-2.2.1.tar.gz", version="2.2.1", architecture="X86_64",
+                    how="uploaded", upload_task_id="u1", chunks=102, chunk_size=4194304, mb_per_s=95.2,
+                    confirmed_by="get-upload-tasks", register_seconds=41.0),
+    O.BackupNetwork(vds_id="d1", vds_name="vDS-Storage-Network", on="storage", vds_created=False, vlan_id="v2",
+                    vlan_name="backup-storage-network", vlan_tag=0, vlan_created=True),
+    O.BackupServiceFact(id="s1", name="backup", status="RUNNING", application_id="a1", version="2.2.1",
+                        install_task_id="t1", management_ip="10.0.20.4", storage_ip="10.0.21.4", how="created",
+                        install_seconds=156.0, clusters=["Cls01"], attach_how="attached", serial_note="M5 not written"),
 ]
 
 

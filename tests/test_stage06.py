@@ -61,7 +61,7 @@ def plans(tmp_path_factory):
 def world(monkeypatch):
     """``world(plan, *profiles, preset=...)``: a simulator fast-forwarded by a preset, serving on loopback."""
     with simulators(monkeypatch) as build:
-        yield lambda plan, *profiles, preset="cluster-attached": build(plan, *profiles, preset=preset)
+        yield lambda plan, *profiles, preset="cluster-attached", **kw: build(plan, *profiles, preset=preset, **kw)
 
 
 class Stage06(Harness):
@@ -278,7 +278,7 @@ def test_host_num_still_0_right_after_the_connect_is_waited_for(world, plans, ha
     """cluster-sync-lags: CONNECTED with host_num 0 for 40 simulated s. Stage 06 runs right after 05.connect (before
     05.cluster's own wait): the NOTICE is computed from the three hosts once synced, never from 0."""
     plan = plans("three")
-    sim = world(plan, "cluster-sync-lags", preset="cloudtower-ready")
+    sim = world(plan, "cluster-sync-lags", preset="cloudtower-ready", time_scale=0.005)   # the lag outlasts 05
     h = harness(sim, plan).attach(hosts=False)
     assert h.ct.clusters(id=h.cluster_id)[0]["host_num"] == 0
     h.alert()
@@ -292,7 +292,7 @@ def test_host_num_still_0_right_after_the_connect_is_waited_for(world, plans, ha
 def test_a_per_cluster_rule_that_shows_late_is_waited_for(world, plans, harness):
     """The facts' "alert_rules empty until sync": the global rule is there, the cluster's own rule comes later."""
     plan = plans("three")
-    sim = world(plan, preset="cloudtower-ready")
+    sim = world(plan, preset="cloudtower-ready", time_scale=0.005)   # the lag must outlast stage 05's wall time
     sim.state.cloudtower.configure(alert_rules_lag=120.0)
     h = harness(sim, plan).attach()
     rule, _ = h.ct.global_alert_rule(RULE)
