@@ -168,6 +168,7 @@ def test_a_chunk_whose_answer_times_out_after_the_append_is_not_sent_again(world
     assert "not sent again" in h.notes("07a.package")
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_lost_chunk_answer_without_a_readable_state_fails_clearly(world, plan, harness, monkeypatch):
     sim = world()
     monkeypatch.setattr(O, "CHUNK_TIMEOUT_S", 1.0)
@@ -194,6 +195,7 @@ def test_a_failed_package_task_fails_at_once_with_its_error(world, plan, harness
     assert polls < 60, f"FAILED fails at once, not at the limit ({polls} polls)"
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_stale_tasks_of_an_earlier_upload_are_not_taken_for_this_one(world, plan, harness):
     """An earlier upload of the same file whose tasks SUCCEEDED (its package since deleted) must not end the wait."""
     sim = world()
@@ -226,6 +228,7 @@ def test_an_instance_stuck_installing_fails_at_the_limit_with_its_last_status(wo
     assert h.state.pending_intents()["07a.instance"].get("instance_id"), "the intent stays pending"
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_resumed_instance_step_reattaches_and_creates_nothing(world, plan, harness):
     sim = world()
     h = harness(sim, plan).attach()
@@ -240,6 +243,7 @@ def test_a_resumed_instance_step_reattaches_and_creates_nothing(world, plan, har
     assert "not created again" in h.notes("07a.instance")
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_failed_install_fails_at_once(world, plan, harness):
     sim = world()
     sim.faults.add({"method": "POST", "path": "/api", "operation_name": "createBundleApplicationInstance",
@@ -251,6 +255,7 @@ def test_a_failed_install_fails_at_once(world, plan, harness):
         h.instance()
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_an_expired_cookie_mid_stage_logs_in_again_once(world, plan, harness):
     sim = world()
     h = harness(sim, plan).attach()
@@ -262,6 +267,7 @@ def test_an_expired_cookie_mid_stage_logs_in_again_once(world, plan, harness):
     assert h.ct.relogins == 1
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_default_vlan_on_another_cluster_is_not_taken(world, plan, harness):
     sim = world()
     h = harness(sim, plan).attach()

@@ -164,6 +164,7 @@ def test_a_rerun_reuses_the_package_the_vlan_and_the_service(world, plans, harne
     assert "not created again" in again.notes("07b.service")
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_the_vlan_goes_on_the_storage_vds_without_a_backup_network(world, plans, harness):
     plan = plans("no-backup-vds")
     sim = world(plan)
@@ -216,6 +217,7 @@ class Killed(BaseException):
     """Stands for the run's death mid-upload (escapes the uploader, as a SIGKILL would end it)."""
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_run_killed_mid_upload_continues_the_same_upload_task(world, plans, harness, monkeypatch):
     plan = plans("example")
     sim = world(plan)
@@ -243,6 +245,7 @@ def test_a_run_killed_mid_upload_continues_the_same_upload_task(world, plans, ha
     assert h.state.take(BackupPackage).id
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_registration_slower_than_30_s_is_waited_for(world, plans, harness):
     plan = plans("example")
     sim = world(plan)
@@ -254,6 +257,7 @@ def test_a_registration_slower_than_30_s_is_waited_for(world, plans, harness):
     assert pkg.id and pkg.register_seconds and pkg.register_seconds > 30
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_storage_vds_of_the_same_name_on_another_cluster_is_never_picked(world, plans, harness):
     plan = plans("no-backup-vds")
     sim = world(plan)
@@ -266,6 +270,7 @@ def test_a_storage_vds_of_the_same_name_on_another_cluster_is_never_picked(world
     assert [r.foreign for r in h.tower.vlan_creations.values()] == [False]
 
 
+@pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_an_expired_token_and_cookie_mid_stage_log_in_again(world, plans, harness):
     plan = plans("example")
     sim = world(plan)
