@@ -221,7 +221,8 @@ def main() -> None:
     ap.add_argument("--plan", type=Path)
     ap.add_argument("--rounds", type=int, default=2, help="alternate ours/raw this many times; best of each")
     ap.add_argument("--protocol", choices=("all", "svt", "obs", "backup"), default="all",
-                    help="svt: the SVT/ISO uploader; obs: the OBS (OVM operator) upload; all: both (default)")
+                    help="svt: the SVT/ISO uploader; obs: the OBS (OVM operator) upload; backup: the backup (GraphQL "
+                         "multipart) upload; all: every one (default)")
     args = ap.parse_args()
     from clients.fisheye import SvtUpload
     from clients.upload import upload_file
