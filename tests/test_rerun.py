@@ -65,7 +65,7 @@ def test_second_full_run_creates_nothing_twice(rerun):
     for proc in rerun.procs:
         assert proc.returncode == 0, proc.stdout[-4000:]
     assert sim.count("POST", "/api/v2/deployment/cluster") == 1
-    assert sim.count("POST", VDS_CREATE, status=200) == 1
+    assert sim.count("POST", VDS_CREATE, status=200) == 2   # the business VDS (03.vds), the backup VDS (07b.network)
     assert sim.count("POST", VLAN_CREATE, status=200) == BUSINESS
     assert sim.count("POST", "/api/v2/svt_image/create_volume") == 1
     assert sim.count("PUT", "/api/v2/elf/cluster_cpu_compatibility") == 1

@@ -169,9 +169,13 @@ def test_set_cloudtower_ip(valid_plan, fisheye, cluster_address, amap, state, st
         step.save("vm-ip-request.json", body)
         cluster_address.wait_job(fisheye.update_vm(vm_state.uuid, body)["job_id"], "配置虚拟机 IP / set VM IP")
     state.put((state.take(AddressesInUse) or AddressesInUse()).adding(str(ct.ip)))
-    # the guest applies the address and starts answering a little after the job: waited for, briefly
-    wait_for(lambda: amap.tcp_open(str(ct.ip), 22, timeout=5), bool, what=f"SSH {ct.ip}:22", interval=5,
-             limit=SSH_LIMIT, pacing=pacing, describe=lambda ok: "open" if ok else "无应答 / no answer",
+    # the guest applies the address and starts answering a little after the job: waited for, briefly, reading the
+    # VM's guest info each time (what VM tools report: the address, once applied) and trying SSH
+    def ssh_state() -> tuple[set, bool]:
+        return _guest_ips(fisheye.get_vm(vm_state.uuid)), amap.tcp_open(str(ct.ip), 22, timeout=5)
+
+    wait_for(ssh_state, lambda st: st[1], what=f"SSH {ct.ip}:22", interval=5, limit=SSH_LIMIT, pacing=pacing,
+             describe=lambda st: f"guest IPs {sorted(st[0]) or '-'}, SSH {'open' if st[1] else '无应答 / no answer'}",
              hint="在集群中打开虚拟机控制台，检查 IP 与网卡 / open the VM console in the cluster; check its IP and NIC")
 
 
