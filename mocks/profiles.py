@@ -187,6 +187,12 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("gql-login-plaintext-accepted", "gql-login", False,
             "the GraphQL login with effect {encoded: true} also takes the plaintext password (what the older tool "
             "sends since 2af9a9a; acceptance on real gear unknown)", _tower(gql_login_plaintext=True)),
+    Profile("inspector-job-status-served", "inspector-job-status", True,
+            "GET /api/inspector/api/v3/jobs/<id> answers the job with status RUNNING -> SUCCEEDED | FAILED (the "
+            "older tool's guess; facts 08.2)", _tower(inspector_job_status="served")),
+    Profile("inspector-job-status-absent", "inspector-job-status", False,
+            "no job read: GET …/v3/jobs/<id> answers 404 (the guide documents none and exports at once); the job is "
+            "seen only through the export's status", _tower(inspector_job_status="absent")),
 )}
 
 META_PROFILES: dict[str, tuple[str, ...]] = {

@@ -34,6 +34,7 @@ from .clusters import CONNECT_S, Cluster, ClustersMixin, ClusterSpec
 from .config import ConfigMixin
 from .obs import ObsMixin
 from .backup import BackupMixin
+from .inspector import InspectorMixin
 from .errors import GqlError, RestError, Unauthenticated
 from .orgs import Datacenter, DatacenterSpec, Organization, OrgsMixin
 from .settings import SettingsMixin
@@ -55,7 +56,7 @@ def _build(cls, d: dict):
     return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class CloudTowerModel(ObsMixin, BackupMixin, UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin,
+class CloudTowerModel(ObsMixin, BackupMixin, InspectorMixin, UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin,
                       ConfigMixin):
     """One CloudTower VM's API state, at ``ip``."""
 
@@ -94,6 +95,7 @@ class CloudTowerModel(ObsMixin, BackupMixin, UsersMixin, OrgsMixin, ClustersMixi
         self._init_config()                 # stage 06: settings, alert rules, views, topology (config.py)
         self._init_obs()                    # stage 07a: OBS uploads, packages, instances (obs.py)
         self._init_backup()                 # stage 07b: package uploads, VM VLANs, backup service (backup.py)
+        self._init_inspector()              # stage 08: inspection jobs and report exports (inspector.py)
 
     def _new_id(self, kind: str) -> str:
         with self.lock:
@@ -140,6 +142,7 @@ class CloudTowerModel(ObsMixin, BackupMixin, UsersMixin, OrgsMixin, ClustersMixi
                 "config": self.export_config(),
                 "obs": self.export_obs(),
                 "backup": self.export_backup(),
+                "inspector": self.export_inspector(),
                 "tunables": {"task_pending": self.task_pending, "connect_seconds": self.connect_seconds,
                              "datacenter_task": self.datacenter_task, "session_ttl": self.session_ttl},
             }
@@ -161,6 +164,7 @@ class CloudTowerModel(ObsMixin, BackupMixin, UsersMixin, OrgsMixin, ClustersMixi
             self.import_config(state.get("config") or {})
             self.import_obs(state.get("obs") or {})
             self.import_backup(state.get("backup") or {})
+            self.import_inspector(state.get("inspector") or {})
         return []
 
     def _import_tunables(self, tun: dict) -> None:

@@ -21,6 +21,7 @@ from . import graphql, graphql_backup, rest
 from .errors import GqlError, RestError
 from .models import CloudTowerModel, TaskFault
 from .responses_obs import add_ovm_routes
+from .responses_inspector import add_inspector_routes
 
 log = logging.getLogger("mocks")
 
@@ -52,6 +53,7 @@ class CloudTowerApp(App):
         self.add("POST", "/v2/api/{call}", self.rest)
         self.add("GET", "/", self.index)
         add_ovm_routes(self)                  # stage 07a: the OVM operator's chunked uploads (responses_obs.py)
+        add_inspector_routes(self)            # stage 08: the inspection centre (responses_inspector.py)
 
     # ------------------------------------------------------------------ cross-cutting
     @staticmethod
