@@ -31,7 +31,8 @@ def world(plan, monkeypatch):
     owned = []
 
     def build(*profiles):
-        sim = Simulator.from_plan(plan, time_scale=0.0005, load_env_faults=False, profiles=list(profiles)).start()
+        # time moves by sim.advance(); 0.01 keeps the wall clock between two reads from moving it by much
+        sim = Simulator.from_plan(plan, time_scale=0.01, load_env_faults=False, profiles=list(profiles)).start()
         owned.append(sim)
         apply_preset(sim, "cloudtower-configured")
         ct = CloudTowerClient(str(plan.cloudtower.ip), tls=TlsMode(True, sim.ca_bundle),
