@@ -244,7 +244,9 @@ def example_refusal(path: str | os.PathLike) -> str | None:
             f"(for a real deployment use the customer's workbook)")
 
 
-_FORMULA_CELL = re.compile(rb'<c r="([A-Z]+\d+)"([^>]*)><f>([^<]*)</f><v\s*/>(</c>)')
+# openpyxl writes an empty cached value as <v/> (its own writer) or <v></v> (with lxml installed, which python-docx
+# brings), or none at all
+_FORMULA_CELL = re.compile(rb'<c r="([A-Z]+\d+)"([^>]*)><f>([^<]*)</f>(?:<v\s*/>|<v></v>)?(</c>)')
 
 
 def add_cached_values(path: str | os.PathLike, values: dict | None = None) -> None:
