@@ -205,6 +205,11 @@ class Redactor:
                 s = p.sub(_mask_match, s)
         return s
 
+    def shows_secret(self, s: str) -> bool:
+        """Whether ``s`` holds a registered secret in any of its encodings (what :meth:`text` would mask first)."""
+        pat = self._compiled()
+        return pat is not None and pat.search(s) is not None
+
     def obj(self, o: Any) -> Any:
         """A redacted deep copy of JSON-like data."""
         if isinstance(o, dict):

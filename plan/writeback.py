@@ -27,12 +27,22 @@ from clients.files import replace_atomically, temp_beside
 
 from . import layout as L
 
-__all__ = ["SERIAL_CELLS", "WriteBackError", "write_cells", "write_serials"]
+__all__ = ["PASSWORD_CELLS", "SERIAL_CELLS", "WriteBackError", "blanked_copy", "write_cells", "write_serials"]
 
 SERIAL_CELLS: dict[str, tuple[str, str]] = {
     "cluster": (L.SHEET_HOSTS, L.CLUSTER["serial"]),
     **{k: (L.SHEET_MGMT, f"{L.COMPONENT_COLS['serial']}{row}") for k, row in L.COMPONENT_ROWS.items()},
 }
+
+# Every cell of the vendor layout that holds a password (whether the plan fills it or not): host BMC / SSH / admin
+# (主机规划 G/K/M), the cluster's admin (主机规划!M19), and each component's web / SSH / system (集群管理信息 G/I/K).
+PASSWORD_CELLS: tuple[tuple[str, str], ...] = (
+    (L.SHEET_HOSTS, L.CLUSTER["admin_password"]),
+    *((L.SHEET_HOSTS, f"{L.HOST_COLS[f]}{row}") for row in L.HOST_ROWS
+      for f in ("bmc_password", "ssh_password", "admin_password")),
+    *((L.SHEET_MGMT, f"{L.COMPONENT_COLS[f]}{row}") for row in L.COMPONENT_ROWS.values()
+      for f in ("web_password", "ssh_password", "sys_password")),
+)
 
 _MAIN_NS = {
     "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
@@ -120,6 +130,95 @@ def write_cells(path: str | os.PathLike, values: dict[tuple[str, str], str], *,
             raise _locked_error(path) from exc
         raise
     return backup_path
+
+
+def blanked_copy(src: str | os.PathLike, dst: str | os.PathLike,
+                 cells: tuple[tuple[str, str], ...] | list[tuple[str, str]] = PASSWORD_CELLS) -> Path:
+    """Write ``dst``: a copy of the workbook ``src`` whose ``cells`` (sheet, ref) are blank, by the same text edit
+    as the write-back (every other part and cell byte for byte as in ``src``; ``src`` is only read).
+
+    A blanked cell keeps its style and loses its value (and formula). Its text leaves the file too: a shared
+    string used only by blanked cells is emptied in place (indices unchanged); one that a kept cell also shows
+    stays, being visible there anyway. Raises WriteBackError as :func:`write_cells` does."""
+    src, dst = Path(src), Path(dst)
+    wanted: dict[str, set[str]] = {}
+    for sheet, ref in cells:
+        col, row = _parse_ref(ref)
+        wanted.setdefault(sheet, set()).add(f"{get_column_letter(col)}{row}")
+    try:
+        with zipfile.ZipFile(src) as zin:
+            sheets = _sheet_parts(zin)
+            parts, dropped, kept = {}, set(), set()
+            for sheet, part in sheets.items():
+                name = _zip_name(zin, part)
+                text, gone, used = _blank_sheet(zin.read(name).decode("utf-8"), wanted.get(sheet, set()))
+                dropped |= gone
+                kept |= used
+                if wanted.get(sheet):
+                    parts[name] = text.encode("utf-8")
+            if (sst := _shared_strings_part(zin)) is not None and dropped - kept:
+                parts[sst] = _empty_strings(zin.read(sst).decode("utf-8"), dropped - kept).encode("utf-8")
+            tmp = _write_temp(dst, zin, parts, 0o600)
+    except (zipfile.BadZipFile, ET.ParseError, KeyError, EOFError, UnicodeDecodeError) as exc:
+        raise WriteBackError(f"不是有效的 xlsx 工作簿，无法生成去除密码的副本：{src}",
+                             f"not a valid xlsx workbook; no copy without passwords can be made: {src} ({exc})") from exc
+    replace_atomically(tmp, dst)
+    return dst
+
+
+def _blank_sheet(xml: str, refs: set[str]) -> tuple[str, set[int], set[int]]:
+    """(xml with the cells ``refs`` emptied, shared-string indices those cells used, indices other cells use)."""
+    root = re.search(r"<(?:([\w.-]+):)?worksheet" + _ATTRS, xml)
+    p = f"{root.group(1)}:" if root and root.group(1) else ""
+    cell_re = re.compile(rf"<{p}c" + _ATTRS)
+    out, pos, gone, used = [], 0, set(), set()
+    for m in cell_re.finditer(xml):
+        if m.start() < pos:
+            continue
+        attrs = _attrs(m.group("attrs"))
+        end = m.end()
+        body = ""
+        if not m.group("empty"):
+            close = xml.find(f"</{p}c>", m.end())
+            if close < 0:
+                raise _malformed(attrs.get("r", "?"))
+            body, end = xml[m.end():close], close + len(f"</{p}c>")
+        idx = None
+        if attrs.get("t") == "s" and (v := re.search(rf"<{p}v>\s*(\d+)\s*</{p}v>", body)):
+            idx = int(v.group(1))
+        ref = attrs.get("r", "").replace("$", "").upper()
+        if ref in refs:
+            if idx is not None:
+                gone.add(idx)
+            style = f' s="{attrs["s"]}"' if "s" in attrs else ""
+            out += [xml[pos:m.start()], f'<{p}c r="{ref}"{style}/>']
+            pos = end
+        elif idx is not None:
+            used.add(idx)
+    out.append(xml[pos:])
+    return "".join(out), gone, used
+
+
+def _shared_strings_part(zin: zipfile.ZipFile) -> str | None:
+    wb_part = next((t for typ, t in _rels(zin, "").values() if typ.endswith("/officeDocument")), "xl/workbook.xml")
+    for typ, target in _rels(zin, wb_part).values():
+        if typ.endswith("/sharedStrings"):
+            return _zip_name(zin, target)
+    return None
+
+
+def _empty_strings(xml: str, indices: set[int]) -> str:
+    """Shared strings ``indices`` emptied in place (``<si><t/></si>``): every other index keeps its text."""
+    root = re.search(r"<(?:([\w.-]+):)?sst" + _ATTRS, xml)
+    p = f"{root.group(1)}:" if root and root.group(1) else ""
+    si = re.compile(rf"<{p}si(?:\s[^>]*)?(?:/>|>.*?</{p}si>)", re.DOTALL)
+    out, pos = [], 0
+    for i, m in enumerate(si.finditer(xml)):
+        if i in indices:
+            out += [xml[pos:m.start()], f"<{p}si><{p}t/></{p}si>"]
+            pos = m.end()
+    out.append(xml[pos:])
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------- helpers

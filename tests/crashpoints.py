@@ -22,6 +22,9 @@ Points (``<n>`` counts from 1, in this process):
 * ``backup-poll:<n>`` -- at the n-th ``backupServices`` read after ``createBackupService`` returned (mid-install,
   stage 07b). ``attached:07b.package`` (upload complete, registration not yet seen) and ``attached:07b.service``
   (service submitted) are intent points.
+* ``inspection-poll:<n>`` -- at the n-th job read after the inspection job was created (mid-job, stage 08);
+* ``export-poll:<n>`` -- at the n-th export-status read after the report export was requested (mid-export,
+  stage 08). ``attached:08.job`` and ``attached:08.export`` are intent points.
 """
 from __future__ import annotations
 
@@ -131,6 +134,12 @@ class CrashAt:
             upload._send_one = send_then_crash
         elif p.kind in ("obs-chunk", "obs-poll"):
             _wrap_obs(crash)
+        elif p.kind in ("inspection-poll", "export-poll"):
+            from clients.inspector import InspectorApi
+
+            submit, poll = ("create_job", "job") if p.kind == "inspection-poll" else ("export", "export_status")
+            _arm_after(InspectorApi, submit, p)
+            _count_calls(InspectorApi, poll, crash)
         elif p.kind in ("backup-chunk", "backup-poll"):
             _wrap_backup(crash)
 

@@ -12,9 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_suite(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``python -m pytest ARGS`` from the suite folder, as a user would type it (never as an xdist worker)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST_", "PYTEST_ADDOPTS"))}
+def run_suite(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS`` from the suite folder, as a user would type it (never as an xdist worker);
+    ``env``: variables added for this run (e.g. ``SMTX_SIM_FAULTS``)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST_", "PYTEST_ADDOPTS"))},
+           **(env or {})}
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, encoding="utf-8", env=env)
 
@@ -43,6 +45,25 @@ def leaks(run_dirs, secrets) -> list[tuple[str, str]]:
             if s in p.read_bytes().decode("utf-8", errors="replace")]
 
 
+def bundle_texts(bundle: Path) -> dict[str, str]:
+    """Every member of a handover bundle as text; a zip member (the blanked .xlsx) part by part, as
+    ``member/part``, so a secret in any of them shows in a plain ``in``."""
+    import io
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(bundle) as z:
+        for name in z.namelist():
+            data = z.read(name)
+            if data[:2] == b"PK":
+                with zipfile.ZipFile(io.BytesIO(data)) as inner:
+                    out |= {f"{name}/{part}": inner.read(part).decode("utf-8", errors="replace")
+                            for part in inner.namelist()}
+            else:
+                out[name] = data.decode("utf-8", errors="replace")
+    return out
+
+
 def simulator(plan_file: Path):
     """A simulator of ``plan_file`` on loopback, fast pacing, no faults from the environment."""
     from mocks.server import Simulator
@@ -56,6 +77,12 @@ REPORT_RESULT = {"passed": "Passed", "failed": "Failed", "error": "Error", "bloc
                  "not_applicable": "Skipped"}
 
 
+def step_state(step: dict) -> tuple[str, str]:
+    from fixtures.report import step_state as words
+
+    return words(step)
+
+
 def disagreements(run_dir: Path) -> list[tuple[str, str, list[str]]]:
     """(step, outcome in state.json, results in report.html) for every step of the last run where they differ."""
     state = state_of(run_dir)
@@ -65,10 +92,16 @@ def disagreements(run_dir: Path) -> list[tuple[str, str, list[str]]]:
     for sid, step in state["steps"].items():
         if step.get("run") != run_no:
             continue
-        results = [row["result"] for row in data["tests"].get(step["nodeid"], [])]
+        rows = data["tests"].get(step["nodeid"], [])
+        results = [row["result"] for row in rows]
         want = REPORT_RESULT.get(step["outcome"])
         if want not in results or (step["outcome"] == "passed" and set(results) != {"Passed"}):
             out.append((sid, step["outcome"], results))
+            continue
+        # the state column says the same in words (通过 / 失败 / 被 X 阻塞 / 不适用 / 沿用上次结果)
+        words = html.escape(step_state(step)[1], quote=False)
+        if not all(f">{words}</td>" in "".join(row["resultsTableRow"]) for row in rows if row["result"] == want):
+            out.append((sid, step["outcome"], [words]))
     return out
 
 

@@ -81,6 +81,10 @@ def test_report_is_the_handover_document(full_run):
     assert "集群建成情况 / Cluster as built" in text and "磁盘角色 / Disk roles" in text
     assert "nvme0n1:cache" in text and "sdb:data" in text  # hybrid-tiered: NVMe cache, HDD data
     assert "说明 / Description" in text and "部署集群并确认" in text
+    assert 'data-verdict="passed"' in text and "验收结论 / Verdict: 通过 / passed" in text
+    assert "验收签字 / Sign-off" in text and "交付工程师 / Delivery engineer" in text
+    assert "data:text" not in text and "evidence/02.deploy/deploy-payload.json" in text
+    assert disagreements(run_dir) == []
     tests = list(data["tests"])
     assert tests == sorted(tests, key=lambda t: ("test_01" not in t, tests.index(t)))
     order = [next(i for i, t in enumerate(tests) if name in t)
@@ -118,6 +122,8 @@ def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_
     assert not re.match(r"\S+\.py:\d+: \w", step["message"])
     _, text = report_of(run_dir)
     assert "未通过的步骤 / Steps that did not pass" in text and step["cause"] in text and step["next"] in text
+    assert 'data-verdict="failed"' in text and "验收结论 / Verdict: 未通过 / failed" in text
+    assert (run_dir / "evidence" / "02.deploy" / "traceback.txt").is_file()
     assert disagreements(run_dir) == []
     assert sim.count("POST", DEPLOY, status=200) == 1
 
@@ -135,6 +141,10 @@ def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_
     assert len(data["tests"]) == len(STEP_IDS), "the resumed report covers every step of the run, earlier passes included"
     assert all(rows[0]["result"] == "Passed" for rows in data["tests"].values())
     assert "沿用上次运行" in text
+    # one report across attempts: carried-over steps say the attempt they passed in; the attempts are listed
+    assert text.count("沿用上次结果（第 1 次运行通过）/ carried over (passed in attempt 1)") >= 6
+    assert "通过（第 2 次运行）/ passed (attempt 2)" in text
+    assert "运行记录 / Attempts" in text and "续跑 / resumed" in text and 'data-verdict="passed"' in text
 
 
 def test_resume_refuses_a_changed_plan(plan_file, tmp_path, full_run):
@@ -163,7 +173,8 @@ def test_plan_with_errors_blocks_every_step_that_changes_the_cluster(tmp_path):
     steps = state_of(tmp_path / "r")["steps"]
     assert steps["01.plan"]["outcome"] == "failed"
     assert steps["02.scan"]["outcome"] == "blocked" and steps["02.scan"]["blocked_by"] == "01.plan"
-    assert "blocked by 01.plan" in report_of(tmp_path / "r")[1]
+    assert "被 01.plan 阻塞 / blocked by 01.plan" in report_of(tmp_path / "r")[1]
+    assert disagreements(tmp_path / "r") == []
 
 
 def test_preflight_changes_nothing(plan_file, sim, tmp_path):

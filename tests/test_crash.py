@@ -80,11 +80,15 @@ MID_POINTS = (
     ("backup-uploaded", "attached:07b.package"),
     ("backup-install-submitted", "attached:07b.service"),
     ("mid-backup-install", "backup-poll:3"),
+    ("inspection-job-submitted", "attached:08.job"),
+    ("mid-inspection-job", "inspection-poll:2"),
+    ("inspection-export-submitted", "attached:08.export"),
+    ("mid-inspection-export", "export-poll:2"),
 )
 
 SCENARIOS = [
     *(Scenario(f"boundaries-{stage}", tuple(boundaries(stage))) for stage in ("01", "02", "03", "04", "05", "06", "07a",
-                                                                                 "07b")),
+                                                                                 "07b", "08")),
     Scenario("boundaries-inprocess", tuple(f"after:{s}" for s in step_ids()[3::4]) + ("after:04.serial",),
              inprocess=True),
     *(Scenario(f"{name}-{where}", (point,), inprocess=where == "inprocess")
@@ -198,7 +202,21 @@ def _tower_problems(tower, plan) -> list[str]:
     for what, names in (("views", views), ("graphs", graphs), ("racks", racks)):
         if len(names) != len(set(names)):
             problems.append(f"{what} twice: {sorted(map(str, names))}")
-    return problems + _obs_problems(tower, plan) + _backup_problems(tower, plan)
+    return problems + _obs_problems(tower, plan) + _backup_problems(tower, plan) + _inspection_problems(tower)
+
+
+def _inspection_problems(tower) -> list[str]:
+    """Stage 08: one inspection job (SUCCEEDED) and one export (EXPORT_SUCCEEDED)."""
+    if not hasattr(tower, "inspector_jobs"):
+        return []
+    problems = []
+    jobs = [(j.id, tower.inspection_job_status(j)) for j in tower.inspector_jobs.values()]
+    if len(jobs) != 1 or jobs[0][1] != "SUCCEEDED":
+        problems.append(f"inspection jobs: {jobs}")
+    exports = [(e.filename, tower.export_state_of(e)[0]) for e in tower.inspector_exports.values()]
+    if len(exports) != 1 or exports[0][1] != "EXPORT_SUCCEEDED":
+        problems.append(f"inspection exports: {exports}")
+    return problems
 
 
 def _backup_vds(plan) -> int:

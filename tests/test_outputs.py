@@ -63,6 +63,16 @@ SAMPLES = [
     O.BackupServiceFact(id="s1", name="backup", status="RUNNING", application_id="a1", version="2.2.1",
                         install_task_id="t1", management_ip="10.0.20.4", storage_ip="10.0.21.4", how="created",
                         install_seconds=156.0, clusters=["Cls01"], attach_how="attached", serial_note="M5 not written"),
+    O.InspectionJob(id="3MjaB0e5V1ZcnQE6qwfPeJWEIqb", cluster_uuid="30724c9c-9657-46af-9c55-3857c8f165c1",
+                    version="1.1.1-rc.11", items=82, status="SUCCEEDED", status_from="job", how="created",
+                    seconds=121.0),
+    O.InspectionExport(filename="InspectorReport-2025-10-01-03-45-27-j1.zip", job_id="j1", format="word",
+                       status="EXPORT_SUCCEEDED", how="created", zip_path="inspection/InspectorReport-j1.zip",
+                       docx=["inspection/InspectorReport-Cls01.docx"], size=35159, sha256="ab" * 32),
+    O.InspectionFindings(recognised=True, files=["inspection/InspectorReport-Cls01.docx"], tables=2, items=74,
+                         by_severity={"正常 / OK": 71, "严重": 1, "警告": 1, "提示": 1},
+                         not_ok=[{"item": "fan_check", "object": "node-2", "result": "异常", "severity": "警告",
+                                  "value": "FAN3 2100 RPM", "suggestion": "replace the fan"}], note=None),
 ]
 
 

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from plan import layout as L
 from plan.example import write_example
 
-from .suite_runs import run_suite
+from .suite_runs import bundle_texts, run_suite
 
 NASTY = 'P@ss w\\rd"\'%&<>中文'
 
@@ -23,7 +23,7 @@ NASTY = 'P@ss w\\rd"\'%&<>中文'
 def encodings(s: str) -> dict[str, str]:
     """Independent of clients.redact on purpose: the forms a leak would take."""
     b = s.encode("utf-8")
-    head, tail = s.split(" ", 1)
+    tail = s.partition(" ")[2]
     forms = {
         "raw": s, "repr": repr(s)[1:-1], "repr-dq": s.replace("\\", "\\\\").replace('"', '\\"'),
         "ascii": ascii(s)[1:-1], "bytes": repr(b)[2:-1],
@@ -35,7 +35,7 @@ def encodings(s: str) -> dict[str, str]:
         "base64": base64.b64encode(b).decode(),
         "basic-root": base64.b64encode(b"root:" + b).decode(), "basic-admin": base64.b64encode(b"ADMIN:" + b).decode(),
         # what pprint (-vv -l) prints of it split after the space
-        "tail-repr": repr(tail)[1:-1], "tail-raw": tail,
+        **({"tail-repr": repr(tail)[1:-1], "tail-raw": tail} if tail else {}),
     }
     return {k: v for k, v in forms.items() if len(v) >= 6}
 
@@ -77,6 +77,10 @@ def test_no_encoding_of_the_password_reaches_any_output(nasty_run):
     outputs |= {str(p.relative_to(run_dir)): p.read_bytes().decode("utf-8", errors="replace")
                 for p in Path(run_dir).rglob("*") if p.is_file()}
     assert {"junit.xml", "report.html", "run.log", "state.json"} <= set(outputs)
+    bundles = list(Path(run_dir).glob("handover-*.zip"))   # issue 18: the handover bundle, member by member
+    assert len(bundles) == 1, bundles
+    outputs |= {f"{bundles[0].name}:{name}": text for name, text in bundle_texts(bundles[0]).items()}
+    assert any(".no-passwords.xlsx/" in name for name in outputs)   # the blanked workbook, part by part
     assert any(k.startswith("evidence") for k in outputs)
     leaks = [(where, name) for where, text in outputs.items() for name, form in encodings(NASTY).items()
              if form in text]
