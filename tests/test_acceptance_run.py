@@ -57,6 +57,23 @@ def test_simulated_run_passes_and_leaves_a_delivery_folder(full_run):
     assert {s["outcome"] for s in steps.values()} == {"passed"}
 
 
+def test_the_bundle_carries_the_as_built_facts_of_every_stage(full_run):
+    """as-built.json in the handover bundle: what stages 05 and 08 really produced, not the plan."""
+    import json
+    import zipfile
+
+    _, run_dir = full_run
+    [bundle] = run_dir.glob("handover-*.zip")
+    with zipfile.ZipFile(bundle) as z:
+        data = json.loads(z.read("as-built.json"))
+        names = z.namelist()
+    attached = data["cloudtower_cluster"]
+    assert attached["connect_state"] == "CONNECTED" and attached["local_id"] and attached["how"] == "connected"
+    insp = data["inspection"]
+    assert insp["job_id"] and insp["export"]["zip"] in names and insp["findings"]["recognised"] is True
+    assert sum(insp["findings"]["by_severity"].values()) > 0 and insp["findings"]["not_ok"]
+
+
 @pytest.mark.skipif(os.name == "nt", reason="Windows: the delivery folder keeps the default ACLs of its parent")
 def test_delivery_folder_and_secret_files_are_private(full_run, plan_file):
     """The workbook copy holds every password in clear: the folder is 0700, files with secrets (the workbook copy,

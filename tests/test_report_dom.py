@@ -240,3 +240,45 @@ def test_print_is_a4(runs, tmp_path):
                         (run_dir / "report.html").resolve().as_uri()], capture_output=True, timeout=120)
     boxes = set(re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf.read_bytes()))
     assert boxes and all(abs(float(w) - 595.3) < 2 and abs(float(h) - 841.9) < 2 for w, h in boxes), boxes
+
+
+def _print_rules(css: str) -> str:
+    """The body of the stylesheet's ``@media print`` block (without ``@page``): applied as screen rules, the page
+    lays out as it prints."""
+    start = css.index("@media print")
+    i, depth = css.index("{", start) + 1, 1
+    j = i
+    while depth:
+        depth += {"{": 1, "}": -1}.get(css[j], 0)
+        j += 1
+    return re.sub(r"@page\s*\{[^}]*\}", "", css[i:j - 1])
+
+
+def test_printed_tables_fit_the_a4_page(runs):
+    """No table wider than the printable width of A4 (210 mm less the 12 mm margins: 186 mm, 703 px at 96 dpi): the
+    report is laid out at that width with its print rules applied, and every table is measured."""
+    run_dir, _, _ = runs["green"]
+    css = (run_dir / "report.html").read_text(encoding="utf-8")
+    sheet = next(Path(__file__).resolve().parents[1].glob("fixtures/report.css")).read_text(encoding="utf-8")
+    probe = ("<style>" + _print_rules(sheet) + "</style><script>window.addEventListener('load', () => setTimeout(() => {"
+             "const w = document.documentElement.clientWidth; const out = [];"
+             "document.querySelectorAll('table').forEach((t, n) => { const r = t.getBoundingClientRect();"
+             "if (r.width > 0 && (r.right > w + 1 || t.scrollWidth > Math.ceil(r.width) + 1))"
+             " out.push([n, t.className, Math.round(r.right), t.scrollWidth]); });"
+             "const pre = document.createElement('pre'); pre.id = 'fit'; pre.textContent = JSON.stringify({w, out});"
+             "document.body.appendChild(pre); }, 500));</script>")
+    page = run_dir / "report-print-probe.html"
+    page.write_text(css.replace("</head>", probe + "</head>", 1), encoding="utf-8")
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            proc = subprocess.run(
+                [_browser(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                 "--window-size=703,1000", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()],
+                capture_output=True, text=True, encoding="utf-8", timeout=120)
+    finally:
+        page.unlink()
+    m = re.search(r'<pre id="fit">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert m, proc.stderr[-2000:]
+    fit = json.loads(m.group(1).replace("&quot;", '"'))
+    assert 650 <= fit["w"] <= 710, fit["w"]
+    assert fit["out"] == [], f"tables wider than the page (index, class, right edge px, scroll width px): {fit['out']}"
