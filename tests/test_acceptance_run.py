@@ -140,7 +140,7 @@ def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_
     _, text = report_of(run_dir)
     assert "未通过的步骤 / Steps that did not pass" in text and step["cause"] in text and step["next"] in text
     assert 'data-verdict="failed"' in text and "验收结论 / Verdict: 未通过 / failed" in text
-    assert (run_dir / "evidence" / "02.deploy" / "traceback.txt").is_file()
+    assert (run_dir / "evidence" / "02.deploy" / "traceback-run1.txt").is_file()
     assert disagreements(run_dir) == []
     assert sim.count("POST", DEPLOY, status=200) == 1
 

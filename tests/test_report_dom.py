@@ -171,7 +171,7 @@ def test_each_failure_shows_its_cause_and_next_action(runs):
         assert _flat(rec["cause"]) in table and _flat(rec["next"]) in table, sid
         # and in the step's own row (cause box), with the traceback as an evidence file, not as text
         assert _flat(rec["cause"]) in dom.of(".step-cause") and _flat(rec["next"]) in dom.of(".step-cause")
-        assert (run_dir / "evidence" / sid / "traceback.txt").is_file()
+        assert list((run_dir / "evidence" / sid).glob("traceback-run*.txt")), sid
     assert "Traceback" not in dom.of("#results-table") and "def test_" not in dom.of("#results-table")
 
 
