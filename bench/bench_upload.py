@@ -124,34 +124,59 @@ def obs_raw_loop(ct, path: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_obs(plan: Path, path: Path, rounds: int) -> None:
-    from clients.obs import ObsUpload, OvmApi
+def alternate(rounds: int, ours, raw) -> tuple[list[float], list[float], object, float | None]:
+    """``rounds`` passes of ``ours()`` (a result with ``.seconds``) and ``raw()`` (seconds), the order alternating so
+    neither side gets a warm-up advantage: (ours' times, raw times, ours' last result, peak RSS after ours' first pass,
+    taken before any raw pass: the raw loop holds whole chunks)."""
+    ours_times, raw_times, result, rss_after = [], [], None, None
+    for n in range(rounds):
+        if n % 2:
+            raw_times.append(raw())
+        result = ours()
+        ours_times.append(result.seconds)
+        if n == 0:
+            rss_after = peak_rss_mb()
+        if not n % 2:
+            raw_times.append(raw())
+    return ours_times, raw_times, result, rss_after
 
+
+def bench_tower(plan: Path, path: Path, rounds: int, ours, raw, *, cookie: bool = False):
+    """:func:`alternate` ``ours(ct)`` and ``raw(ct, path)`` on a logged-in CloudTower client of a simulator at
+    ``cloudtower-ready`` (``cookie``: its GraphQL cookie session logged in too), the simulator stopped after."""
     proc, control = start_simulator(plan, "--preset", "cloudtower-ready")
     try:
         ct = obs_tower(plan, control)
-        ours_times, raw_times, rss_after = [], [], None
-        for n in range(rounds):
-            if n % 2:
-                raw_times.append(obs_raw_loop(ct, path))
-            result = ObsUpload(OvmApi(ct), path).run(record=lambda **_: None)
-            ours_times.append(result.seconds)
-            if n == 0:
-                rss_after = peak_rss_mb()
-            if not n % 2:
-                raw_times.append(obs_raw_loop(ct, path))
+        if cookie:
+            ct.sessions["cookie"].login()
+        timed = alternate(rounds, lambda: ours(ct), lambda: raw(ct, path))
         ct.close()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    size = path.stat().st_size
+    return timed
+
+
+def report(name: str, label: str, detail: str, size: int, ours_times: list[float], raw_times: list[float],
+           rss_after: float | None) -> None:
+    """The best time and throughput of ours and of the raw loop, their ratio and the peak RSS after ours."""
+    head = f"{name} {label}: "
     ours_mbs, raw_mbs = size / 1e6 / min(ours_times), size / 1e6 / min(raw_times)
-    print(f"OBS (OVM, offset-checked): {min(ours_times):8.2f} s  {ours_mbs:8.1f} MB/s   ({result.chunks} chunks, "
-          f"best of {len(ours_times)})")
-    print(f"OBS raw httpx loop:        {min(raw_times):8.2f} s  {raw_mbs:8.1f} MB/s   (best of {len(raw_times)})")
-    print(f"OBS ratio ours / raw:      {ours_mbs / raw_mbs:8.3f}  (target >= 0.9)")
+    print(f"{head}{min(ours_times):8.2f} s  {ours_mbs:8.1f} MB/s   ({detail}best of {len(ours_times)})")
+    print(f"{name + ' raw httpx loop:':<{len(head)}}{min(raw_times):8.2f} s  {raw_mbs:8.1f} MB/s   "
+          f"(best of {len(raw_times)})")
+    print(f"{name + ' ratio ours / raw:':<{len(head)}}{ours_mbs / raw_mbs:8.3f}  (target >= 0.9)")
     if rss_after is not None:
-        print(f"peak RSS after the OBS upload: {rss_after:.0f} MB (target < 150 MB)")
+        print(f"peak RSS after the {name} upload: {rss_after:.0f} MB (target < 150 MB)")
+
+
+def bench_obs(plan: Path, path: Path, rounds: int) -> None:
+    from clients.obs import ObsUpload, OvmApi
+
+    ours_times, raw_times, result, rss_after = bench_tower(
+        plan, path, rounds, lambda ct: ObsUpload(OvmApi(ct), path).run(record=lambda **_: None), obs_raw_loop)
+    report("OBS", "(OVM, offset-checked)", f"{result.chunks} chunks, ", path.stat().st_size, ours_times, raw_times,
+           rss_after)
 
 
 # --- the backup protocol (stage 07b): GraphQL multipart request spec, 1-based chunks, the server's chunk size -------
@@ -187,32 +212,15 @@ def bench_backup(plan: Path, path: Path, rounds: int) -> None:
     from clients.backup import BackupUpload
     from clients.upload import upload_file
 
-    proc, control = start_simulator(plan, "--preset", "cloudtower-ready")
-    try:
-        ct = obs_tower(plan, control)            # a logged-in CloudTower client; the chunks go with the cookie
-        ct.sessions["cookie"].login()
-        ours_times, raw_times, rss_after = [], [], None
-        for n in range(rounds):
-            if n % 2:
-                raw_times.append(raw_backup_loop(ct, path))
-            result = upload_file(path, BackupUpload(ct))
-            ours_times.append(result.seconds)
-            if n == 0:
-                rss_after = peak_rss_mb()
-            if not n % 2:
-                raw_times.append(raw_backup_loop(ct, path))
-        ct.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    size = path.stat().st_size
-    ours_mbs, raw_mbs = size / 1e6 / min(ours_times), size / 1e6 / min(raw_times)
-    print(f"backup (GraphQL multipart): {min(ours_times):8.2f} s  {ours_mbs:8.1f} MB/s   ({result.chunks_sent} chunks "
-          f"of {result.volume['chunk_size']} B, best of {len(ours_times)})")
-    print(f"backup raw httpx loop:      {min(raw_times):8.2f} s  {raw_mbs:8.1f} MB/s   (best of {len(raw_times)})")
-    print(f"backup ratio ours / raw:    {ours_mbs / raw_mbs:8.3f}  (target >= 0.9)")
-    if rss_after is not None:
-        print(f"peak RSS after the backup upload: {rss_after:.0f} MB (target < 150 MB)")
+    ours_times, raw_times, result, rss_after = bench_tower(
+        plan, path, rounds, lambda ct: upload_file(path, BackupUpload(ct)), raw_backup_loop, cookie=True)
+    report("backup", "(GraphQL multipart)", f"{result.chunks_sent} chunks of {result.volume['chunk_size']} B, ",
+           path.stat().st_size, ours_times, raw_times, rss_after)
+
+
+# --protocol -> (the sparse package's file name, its bench)
+TOWER_BENCHES = {"obs": ("Observability-X86_64-v9.9.9-release.20990101-1.tar.gz", bench_obs),
+                 "backup": ("smtx-backup-dr-x86_64-9.9.9.tar.gz", bench_backup)}
 
 
 def main() -> None:
@@ -238,45 +246,25 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-upload-"))
     plan = args.plan or write_example(tmp / "plan.xlsx")
     size = int(args.size_gib * 1024 ** 3)
+    if args.protocol in TOWER_BENCHES:   # the OBS / backup protocol: its own simulator (at cloudtower-ready)
+        name, bench = TOWER_BENCHES[args.protocol]
+        package = tmp / name
+        with open(package, "wb") as fh:
+            fh.truncate(size)  # sparse
+        try:
+            bench(plan, package, args.rounds)
+        finally:
+            os.unlink(package)
+        return
     iso = tmp / "SMTX_VMTOOLS-9.9.9-bench.iso"
     with open(iso, "wb") as fh:
         fh.truncate(size)  # sparse
-    if args.protocol == "obs":   # the OBS protocol: its own simulator (at cloudtower-ready)
-        obs_file = tmp / "Observability-X86_64-v9.9.9-release.20990101-1.tar.gz"
-        with open(obs_file, "wb") as fh:
-            fh.truncate(size)  # sparse
-        try:
-            bench_obs(plan, obs_file, args.rounds)
-        finally:
-            os.unlink(obs_file)
-        if args.protocol == "obs":
-            os.unlink(iso)
-            return
-    if args.protocol == "backup":   # the backup protocol: its own simulator (at cloudtower-ready)
-        backup_file = tmp / "smtx-backup-dr-x86_64-9.9.9.tar.gz"
-        with open(backup_file, "wb") as fh:
-            fh.truncate(size)  # sparse
-        try:
-            bench_backup(plan, backup_file, args.rounds)
-        finally:
-            os.unlink(backup_file)
-        if args.protocol == "backup":
-            os.unlink(iso)
-            return
     proc, control = start_simulator(plan)
     try:
         fe, _amap, _tls = deployed_cluster(plan, control)
         rss_before = peak_rss_mb()
-        ours_times, raw_times = [], []
-        for n in range(args.rounds):  # alternate the order so neither side gets a warm-up advantage
-            if n % 2:
-                raw_times.append(raw_loop(fe, iso))
-            result = upload_file(iso, SvtUpload(fe))
-            ours_times.append(result.seconds)
-            if n == 0:
-                rss_after = peak_rss_mb()  # before any raw pass: the raw loop holds whole chunks
-            if not n % 2:
-                raw_times.append(raw_loop(fe, iso))
+        ours_times, raw_times, result, rss_after = alternate(args.rounds, lambda: upload_file(iso, SvtUpload(fe)),
+                                                             lambda: raw_loop(fe, iso))
         ours_s, raw = min(ours_times), min(raw_times)
     finally:
         proc.terminate()

@@ -7,10 +7,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterator, TypeVar
 
+import pytest
+
 from clients.addressing import AddressMap
 from clients.base import TlsMode
 from clients.cloudtower import CloudTowerClient
-from clients.poll import Pacing
+from clients.poll import Pacing, WaitTimeout
 from fixtures.run import Evidence, RunState
 from fixtures.steps import Step
 from mocks.presets import apply_preset
@@ -21,6 +23,7 @@ from .suite_runs import load_steps
 S05 = load_steps("test_05_attach", "_ct_harness_05_")
 # the run's options as the plugin's defaults give them (--attach-timeout, --server-height, --rack-height)
 RUN_DEFAULTS = {"attach_timeout_min": 10, "server_height_u": 2, "rack_height_u": None}
+NEXT = "下一步 / next:"      # what a failure tells the operator to do next
 
 
 class Harness:
@@ -116,3 +119,26 @@ def harnesses(tmp_path: Path, cls: type[H] = Harness) -> Iterator[Callable[..., 
     finally:
         for h in owned:
             h.close()
+
+
+def fail_once(sim: Simulator, path: str, msg: str) -> None:
+    """A fault: the next POST to ``path`` fails (``operation: fail``) with ``msg``."""
+    sim.faults.add({"method": "POST", "path": path, "times": 1, "action": {"operation": "fail", "msg": msg}})
+
+
+@contextmanager
+def fails_clearly(pattern: str) -> Iterator[pytest.ExceptionInfo]:
+    """The block fails with an AssertionError matching ``pattern`` that says what to do next (``NEXT``)."""
+    with pytest.raises(AssertionError, match=pattern) as info:
+        yield info
+    assert NEXT in str(info.value), str(info.value)
+
+
+def gives_up_at_the_limit(h: Harness, step: Callable[[], object], *needles: str, progress: str) -> None:
+    """``step()`` ends in a WaitTimeout whose text names every one of ``needles`` (the last state, the option, the
+    limit); ``progress`` stood in the progress lines while it waited."""
+    with pytest.raises(WaitTimeout) as exc:
+        step()
+    text = str(exc.value)
+    assert all(n in text for n in needles), text
+    assert any(progress in line for line in h.lines), "progress lines while waiting"

@@ -16,8 +16,9 @@ import pytest
 from mocks import Simulator
 from mocks.presets import apply_preset
 from mocks.presets_backup import storage_ip
-from mocks.testing import load_plan, plan_path, ssl_context
+from mocks.testing import ssl_context
 
+from .ct_world import preset_snapshot, three_host_plan, towers
 from .test_sim_cloudtower import TOWER_PW, Tower, rest_error
 from .test_sim_cloudtower_sdk import check_shape
 
@@ -48,19 +49,12 @@ PKG = "smtx-backup-dr-x86_64-2.2.1.tar.gz"
 CHUNK = 1000                  # a small chunk size (the knob) keeps the tests fast; the protocol is the same
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    p = plan_path(tmp_path_factory.mktemp("backupplan"), hosts=3)
-    if p is None:
-        pytest.skip("no plan: neither plan.example nor the vendor template is available")
-    return load_plan(p)
+plan = three_host_plan("backupplan")
 
 
 @pytest.fixture(scope="module")
 def configured(plan):
-    with Simulator.from_plan(plan, load_env_faults=False, profiles=[]) as sim:
-        summary = apply_preset(sim, "cloudtower-configured")
-        return sim.snapshot(), summary
+    return preset_snapshot(plan, "cloudtower-configured")
 
 
 class BTower(Tower):
@@ -102,28 +96,15 @@ class BTower(Tower):
 
 @pytest.fixture
 def world(plan, configured, monkeypatch):
-    monkeypatch.delenv("SMTX_SIM_FAULTS", raising=False)
-    owned: list = []
+    with towers(plan, configured[0], monkeypatch, cls=BTower, time_scale=1.0) as tower:
+        def make() -> BTower:
+            t = tower()
+            t.cookie_login()
+            t.tower.upload_chunk_size = CHUNK
+            t.cluster = t.tower.cluster_by_ip(str(plan.vip))
+            return t
 
-    def make() -> BTower:
-        snap, summary = configured
-        sim = Simulator.from_plan(plan, time_scale=1.0, load_env_faults=False, profiles=[],
-                                  snapshot=json.loads(json.dumps(snap))).start()
-        owned.append(sim)
-        t = BTower(sim, str(plan.cloudtower.ip))
-        owned.append(t)
-        assert t.login().status_code == 200
-        t.cookie_login()
-        t.tower, t.plan = sim.state.cloudtower.tower(t.ip), plan
-        t.tower.upload_chunk_size = CHUNK
-        t.cluster = t.tower.cluster_by_ip(str(plan.vip))
-        return t
-
-    try:
         yield make
-    finally:
-        for o in reversed(owned):
-            (o.http.close if isinstance(o, Tower) else o.close)()
 
 
 def errors_200(r: httpx.Response, *needles: str) -> str:
@@ -449,6 +430,7 @@ def test_a_restore_mid_install_and_mid_vlan_task_carries_on(world, plan):
     sid = t.cdata("createBackupService", Q_CREATE_SVC, {"data": _service_data(t, pkg["id"], vlan["id"]), "effect": {
         "running_cluster": t.cluster.id, "running_host": "AUTO_SCHEDULE"}})["createBackupService"]["id"]
     t.sim.advance(30)
+    t.tower.vlan_task_s = 100.0     # outlasts the snapshot and the restore on a loaded machine; ends within the install
     (item,) = t.ok(t.rest("create-vm-vlan", [{"vds_id": _storage_vds(t)["id"], "name": "later-net", "vlan_id": 9}]))
     saved = t.sim.snapshot()                                                # "killed" here: INSTALLING, VLAN CREATING
     with Simulator.from_plan(plan, load_env_faults=False, profiles=[], snapshot=json.loads(json.dumps(saved))) as sim:

@@ -6,13 +6,9 @@ models (:func:`tests.test_sim_cloudtower_sdk.check_shape`). Only 127.0.0.0/8 is 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 ct = pytest.importorskip("cloudtower", reason="cloudtower-sdk is a test dependency: pip install -e '.[test]'")
@@ -21,66 +17,25 @@ from cloudtower.api import (BackupServiceApi, CloudTowerApplicationPackageApi, T
                             UserApi, VdsApi, VlanApi)
 from cloudtower.exceptions import ApiException  # noqa: E402
 
-from .test_sim_cloudtower_sdk import PLAN, PROXY_VARS, REPO, TOWER_PW, Recorder, _loopback, check_shape  # noqa: E402
+from .sdk_serve import TOWER_PW, sdk_client, sdk_configuration, serve  # noqa: E402
+from .sdk_serve import loopback as _loopback  # noqa: E402
+from .test_sim_cloudtower_sdk import _shape, check_shape  # noqa: E402
 
 PRESET = "components-ready"
 
 
 @pytest.fixture(scope="module")
 def served():
-    env = {k: v for k, v in os.environ.items()
-           if k not in PROXY_VARS and k not in ("SMTX_SIM_FAULTS", "SMTX_SIM_PROFILE", "SMTX_SIM_UPLOAD_PROFILE")}
-    proc = subprocess.Popen([sys.executable, "-m", "mocks", "serve", "--plan", str(PLAN), "--time-scale", "0.001",
-                             "--preset", PRESET], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, env=env)
-    info: dict = {}
-    try:
-        deadline = time.monotonic() + 90
-        for line in proc.stdout:
-            if line.startswith("control:"):
-                info["control"] = line.split(":", 1)[1].strip().removesuffix("/_sim")
-            elif line.startswith("ca bundle:"):
-                info["ca"] = line.split(":", 1)[1].strip()
-            elif line.startswith(f"preset {PRESET}:"):
-                info["summary"] = json.loads(line.split(":", 1)[1])
-            if line.startswith("serving;") or time.monotonic() > deadline:
-                break
-        assert {"control", "ca", "summary"} <= set(info), f"serve printed {sorted(info)} before serving"
-        assert _loopback(urlsplit(info["control"]).hostname)
+    with serve(PRESET, wait_s=90) as info:
         yield info
-    finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 @pytest.fixture
 def sdk(served, monkeypatch):
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    ct_ip = served["summary"]["cloudtower"]["ip"]
-    amap = httpx.get(f"{served['control']}/_sim/map", timeout=10, trust_env=False).json()["address_map"]
-    (port,) = [lp for addr, p, proto, _lh, lp in amap if addr == ct_ip and p == 443 and proto == "tcp"]
-    conf = ct.Configuration(host=f"https://127.0.0.1:{port}/v2/api")
-    conf.ssl_ca_cert = served["ca"]
-    conf.assert_hostname = ct_ip
-    conf.proxy = None
-    client = ct.ApiClient(conf)
-    rec = Recorder(client.rest_client)
-    login = UserApi(client).login(M.LoginInput(username="root", password=TOWER_PW, source=M.UserSource.LOCAL))
-    client.configuration.api_key["Authorization"] = login.data.token
-    yield client, rec
-    client.close()
-
-
-def _shape(rec: Recorder, typ: str):
-    body = rec.raw()
-    problems = check_shape(body, typ)
-    assert not problems, "\n".join(problems)
-    return body
+    with sdk_client(sdk_configuration(served, monkeypatch)) as (client, rec):
+        login = UserApi(client).login(M.LoginInput(username="root", password=TOWER_PW, source=M.UserSource.LOCAL))
+        client.configuration.api_key["Authorization"] = login.data.token
+        yield client, rec
 
 
 def test_the_sdk_creates_a_vm_vlan_and_reads_the_backup_service(sdk, served):

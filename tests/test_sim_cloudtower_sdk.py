@@ -10,16 +10,11 @@ simulator bug. Only 127.0.0.0/8 is ever contacted: the SDK talks to the loopback
 443, proxies are cleared, and every request the SDK sends is checked."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 ct = pytest.importorskip("cloudtower", reason="cloudtower-sdk is a test dependency: pip install -e '.[test]'")
@@ -30,19 +25,11 @@ from cloudtower.exceptions import ApiException  # noqa: E402
 
 from mocks.testing import load_plan  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-PLAN = REPO / "examples" / "plan-example.xlsx"
-TOWER_PW = "HC!r0cks"
-PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+from .sdk_serve import PLAN, TOWER_PW, Recorder, sdk_client, sdk_configuration, serve  # noqa: E402
+from .sdk_serve import loopback as _loopback  # noqa: E402
+
 _PRIMITIVES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 PARTIAL = {"Host"}        # the simulator's Host view carries what the suite reads, not every required field
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host) in ipaddress.ip_network("127.0.0.0/8")
-    except ValueError:
-        return False
 
 
 # --------------------------------------------------------------------------- strict shape check against the SDK
@@ -113,76 +100,16 @@ def test_the_shape_check_catches_what_the_sdk_would_silently_take():
 @pytest.fixture(scope="module")
 def served():
     """``python -m mocks serve --preset cloudtower-ready`` at 1000x: its control URL, CA, preset summary."""
-    env = {k: v for k, v in __import__("os").environ.items()
-           if k not in PROXY_VARS and k not in ("SMTX_SIM_FAULTS", "SMTX_SIM_PROFILE", "SMTX_SIM_UPLOAD_PROFILE")}
-    proc = subprocess.Popen([sys.executable, "-m", "mocks", "serve", "--plan", str(PLAN), "--time-scale", "0.001",
-                             "--preset", "cloudtower-ready"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
-    info: dict = {}
-    try:
-        deadline = time.monotonic() + 60
-        for line in proc.stdout:
-            if line.startswith("control:"):
-                info["control"] = line.split(":", 1)[1].strip().removesuffix("/_sim")
-            elif line.startswith("ca bundle:"):
-                info["ca"] = line.split(":", 1)[1].strip()
-            elif line.startswith("preset cloudtower-ready:"):
-                info["summary"] = json.loads(line.split(":", 1)[1])
-            if line.startswith("serving;") or time.monotonic() > deadline:
-                break
-        assert {"control", "ca", "summary"} <= set(info), f"serve printed {sorted(info)} before serving"
-        assert _loopback(urlsplit(info["control"]).hostname)
+    with serve("cloudtower-ready", wait_s=60) as info:
         yield info
-    finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-
-
-class Recorder:
-    """Wraps the SDK's REST client: refuses any request to a non-loopback address, keeps each raw answer."""
-
-    def __init__(self, rest_client):
-        self.inner = rest_client.request
-        self.last: tuple[int, bytes] | None = None
-        self.urls: list[str] = []
-        rest_client.request = self.request
-
-    def request(self, method, url, *args, **kw):
-        host = urlsplit(url).hostname
-        assert _loopback(host), f"the SDK tried to reach {url}: only 127.0.0.0/8 may be contacted"
-        self.urls.append(url)
-        try:
-            r = self.inner(method, url, *args, **kw)
-        except ApiException as exc:
-            self.last = (exc.status, exc.body if isinstance(exc.body, bytes) else (exc.body or "").encode())
-            raise
-        self.last = (r.status, r.data)
-        return r
-
-    def raw(self):
-        return json.loads(self.last[1])
 
 
 @pytest.fixture
 def sdk(served, monkeypatch):
-    for var in PROXY_VARS:
-        monkeypatch.delenv(var, raising=False)
-    ct_ip = served["summary"]["cloudtower"]["ip"]
-    amap = httpx.get(f"{served['control']}/_sim/map", timeout=10, trust_env=False).json()["address_map"]
-    (port,) = [lp for addr, p, proto, _lh, lp in amap if addr == ct_ip and p == 443 and proto == "tcp"]
-    conf = ct.Configuration(host=f"https://127.0.0.1:{port}/v2/api")
-    conf.ssl_ca_cert = served["ca"]                 # the simulator's CA; its certificate names the CloudTower IP
-    conf.assert_hostname = ct_ip
-    conf.proxy = None
+    conf = sdk_configuration(served, monkeypatch)
     assert _loopback(urlsplit(conf.host).hostname)
-    client = ct.ApiClient(conf)
-    rec = Recorder(client.rest_client)
-    yield client, rec
-    client.close()
+    with sdk_client(conf) as (client, rec):
+        yield client, rec
 
 
 def _shape(rec: Recorder, typ: str) -> object:

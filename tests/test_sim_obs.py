@@ -19,9 +19,11 @@ from mocks import Simulator
 from mocks.cloudtower.obs import (APP_PKG_AT, APP_PKG_S, INSTALL_PKG_S, OBS_INSTALL_S, OBS_VM_LEAD_S, GzipCheck,
                                   ksuid, package_of)
 from mocks.cloudtower.users import GUIDE_ENCODED_LOGIN_PASSWORD
-from mocks.presets import _obs_ready, apply_preset
+from mocks.presets import _obs_ready
 from mocks.ssh import ssh_service
-from mocks.testing import load_plan, plan_path, ssl_context
+from mocks.testing import ssl_context
+
+from .ct_world import preset_snapshot, three_host_plan
 
 PKG = "Observability-X86_64-v1.4.2-release.20250926-24.tar.gz"
 VERSION = "v1.4.2-release.20250926"
@@ -99,19 +101,13 @@ def targz(size: int = 200_000) -> bytes:
 
 
 # =========================================================================== fixtures
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    p = plan_path(tmp_path_factory.mktemp("obsplan"), hosts=3)
-    if p is None:
-        pytest.skip("no plan: neither plan.example nor the vendor template is available")
-    return load_plan(p)
+plan = three_host_plan("obsplan")
 
 
 @pytest.fixture(scope="module")
 def attached(plan):
-    with Simulator.from_plan(plan, load_env_faults=False, profiles=[]) as sim:
-        summary = apply_preset(sim, "cluster-attached")
-        return sim.snapshot(), summary["cloudtower_cluster"]
+    snapshot, summary = preset_snapshot(plan, "cluster-attached")
+    return snapshot, summary["cloudtower_cluster"]
 
 
 class Obs:

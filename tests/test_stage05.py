@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from clients.poll import WaitTimeout
 from fixtures.outputs import CloudTowerCluster, CloudTowerDatacenter
 from mocks.presets import apply_preset
 from plan.example import write_example
 from plan.parse import load
 
-from .ct_harness import harnesses, simulators
+from .ct_harness import fail_once, gives_up_at_the_limit, harnesses, simulators
 from .suite_runs import outcomes, run_suite, simulator, state_of
 
 CONNECT = "/v2/api/connect-cluster"
@@ -83,18 +82,14 @@ def test_a_connect_stuck_in_initializing_fails_at_the_limit_with_its_state(world
     h = harness(sim, plan, attach_timeout_min=2)
     h.org()
     h.datacenter()
-    with pytest.raises(WaitTimeout) as exc:
-        h.connect()
-    text = str(exc.value)
-    assert "connect_state=INITIALIZING" in text and "--attach-timeout" in text and "上限 120s" in text
-    assert any("INITIALIZING" in line for line in h.lines), "progress lines while waiting"
+    gives_up_at_the_limit(h, h.connect, "connect_state=INITIALIZING", "--attach-timeout", "上限 120s",
+                          progress="INITIALIZING")
     assert h.state.pending_intents().get("05.connect", {}).get("task_id"), "the connect's intent stays pending"
 
 
 def test_connected_error_fails_at_once_and_a_rerun_never_connects_over_it(world, plan, harness):
     sim = world()
-    sim.faults.add({"method": "POST", "path": CONNECT, "times": 1,
-                    "action": {"operation": "fail", "msg": "cannot load the cluster"}})
+    fail_once(sim, CONNECT, "cannot load the cluster")
     h = harness(sim, plan)
     h.org()
     h.datacenter()

@@ -19,7 +19,7 @@ from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
 
-from .ct_harness import Harness, harnesses, simulators
+from .ct_harness import Harness, fail_once, fails_clearly, gives_up_at_the_limit, harnesses, simulators
 from .suite_runs import load_steps
 
 S07 = load_steps("test_07a_observability", "_s07a_")
@@ -87,6 +87,12 @@ class Stage07a(Harness):
 
     def record(self):
         S07.test_obs_record(self.plan, self.ct, self.state, self.step("07a.record"))
+
+    def uploaded(self):
+        """The package uploaded and its tasks waited for (the first two steps)."""
+        self.package()
+        self.tasks()
+        return self
 
     def all(self):
         for fn in (self.package, self.tasks, self.instance, self.ntp, self.connect_cluster, self.system_service,
@@ -175,22 +181,19 @@ def test_a_lost_chunk_answer_without_a_readable_state_fails_clearly(world, plan,
     sim.faults.add({"method": "POST", "path": CHUNKS, "nth": 2, "times": 1, "action": {"delay": 3}})
     sim.faults.add({"method": "GET", "path": "/api/ovm-operator/api/v3/chunkedUploads/*", "action": {"status": 404}})
     h = harness(sim, plan).attach()
-    with pytest.raises(AssertionError, match=r"cannot be read: nobody can tell .* not re-sent") as exc:
+    with fails_clearly(r"cannot be read: nobody can tell .* not re-sent"):
         h.package()
-    assert "下一步 / next:" in str(exc.value)
     assert sim.count("POST", CHUNKS) == 2, "the chunk was not re-sent"
     assert h.state.pending_intents()["07a.package"].get("abandoned"), "the next run starts a new upload"
 
 
 def test_a_failed_package_task_fails_at_once_with_its_error(world, plan, harness):
     sim = world()
-    sim.faults.add({"method": "POST", "path": COMMIT, "times": 1,
-                    "action": {"operation": "fail", "msg": "disk full on the OVM"}})
+    fail_once(sim, COMMIT, "disk full on the OVM")
     h = harness(sim, plan).attach()
     h.package()
-    with pytest.raises(AssertionError, match=r"OBS package task failed: Create Installation package .*disk full") as e:
+    with fails_clearly(r"OBS package task failed: Create Installation package .*disk full"):
         h.tasks()
-    assert "下一步 / next:" in str(e.value)
     polls = sim.count("POST", "/v2/api/get-tasks")
     assert polls < 60, f"FAILED fails at once, not at the limit ({polls} polls)"
 
@@ -199,9 +202,7 @@ def test_a_failed_package_task_fails_at_once_with_its_error(world, plan, harness
 def test_stale_tasks_of_an_earlier_upload_are_not_taken_for_this_one(world, plan, harness):
     """An earlier upload of the same file whose tasks SUCCEEDED (its package since deleted) must not end the wait."""
     sim = world()
-    h = harness(sim, plan).attach()
-    h.package()
-    h.tasks()
+    h = harness(sim, plan).attach().uploaded()
     tower = h.tower
     tower.obs_packages.clear()                      # the package is gone; its old tasks stay
     h2 = harness(sim, plan, "second").attach()
@@ -217,23 +218,15 @@ def test_an_instance_stuck_installing_fails_at_the_limit_with_its_last_status(wo
     sim = world()
     sim.faults.add({"method": "POST", "path": "/api", "operation_name": "createBundleApplicationInstance",
                     "action": {"operation": "stuck"}})
-    h = harness(sim, plan, obs_timeout_min=20).attach()
-    h.package()
-    h.tasks()
-    with pytest.raises(WaitTimeout) as exc:
-        h.instance()
-    text = str(exc.value)
-    assert "status=INSTALLING" in text and "--obs-timeout" in text and "上限 1200s" in text
-    assert any("status=INSTALLING" in line for line in h.lines), "progress lines while waiting"
+    h = harness(sim, plan, obs_timeout_min=20).attach().uploaded()
+    gives_up_at_the_limit(h, h.instance, "status=INSTALLING", "--obs-timeout", "上限 1200s", progress="status=INSTALLING")
     assert h.state.pending_intents()["07a.instance"].get("instance_id"), "the intent stays pending"
 
 
 @pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_a_resumed_instance_step_reattaches_and_creates_nothing(world, plan, harness):
     sim = world()
-    h = harness(sim, plan).attach()
-    h.package()
-    h.tasks()
+    h = harness(sim, plan).attach().uploaded()
     h.run.obs_timeout_min = 1                   # the limit ends the wait before the install does (a killed run)
     with pytest.raises(WaitTimeout):
         h.instance()
@@ -248,9 +241,7 @@ def test_a_failed_install_fails_at_once(world, plan, harness):
     sim = world()
     sim.faults.add({"method": "POST", "path": "/api", "operation_name": "createBundleApplicationInstance",
                     "action": {"operation": "fail", "msg": "no host can run the VM"}})
-    h = harness(sim, plan).attach()
-    h.package()
-    h.tasks()
+    h = harness(sim, plan).attach().uploaded()
     with pytest.raises(AssertionError, match=r"install failed: status=FAILED"):
         h.instance()
 
@@ -258,9 +249,7 @@ def test_a_failed_install_fails_at_once(world, plan, harness):
 @pytest.mark.slow   # the fast suite keeps each stage's main paths; CI runs -m slow
 def test_an_expired_cookie_mid_stage_logs_in_again_once(world, plan, harness):
     sim = world()
-    h = harness(sim, plan).attach()
-    h.package()
-    h.tasks()
+    h = harness(sim, plan).attach().uploaded()
     assert h.tower.revoke_cookies() >= 1
     h.instance()
     h.ntp()
