@@ -42,6 +42,7 @@ def full_run(plan_file, tmp_path_factory):
     return proc, run_dir
 
 
+@pytest.mark.slow   # the whole simulated run of stages 01-08 (full_run): CI runs -m slow and the main job
 def test_simulated_run_passes_and_leaves_a_delivery_folder(full_run):
     proc, run_dir = full_run
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -57,6 +58,7 @@ def test_simulated_run_passes_and_leaves_a_delivery_folder(full_run):
     assert {s["outcome"] for s in steps.values()} == {"passed"}
 
 
+@pytest.mark.slow   # the whole simulated run of stages 01-08 (full_run): CI runs -m slow and the main job
 def test_the_bundle_carries_the_as_built_facts_of_every_stage(full_run):
     """as-built.json in the handover bundle: what stages 05 and 08 really produced, not the plan."""
     import json
@@ -75,6 +77,7 @@ def test_the_bundle_carries_the_as_built_facts_of_every_stage(full_run):
 
 
 @pytest.mark.skipif(os.name == "nt", reason="Windows: the delivery folder keeps the default ACLs of its parent")
+@pytest.mark.slow   # the whole simulated run of stages 01-08 (full_run): CI runs -m slow and the main job
 def test_delivery_folder_and_secret_files_are_private(full_run, plan_file):
     """The workbook copy holds every password in clear: the folder is 0700, files with secrets (the workbook copy,
     the state files) 0600."""
@@ -85,6 +88,7 @@ def test_delivery_folder_and_secret_files_are_private(full_run, plan_file):
         assert mode(run_dir / name) == 0o600, name
 
 
+@pytest.mark.slow   # the whole simulated run of stages 01-08 (full_run): CI runs -m slow and the main job
 def test_report_is_the_handover_document(full_run):
     _, run_dir = full_run
     data, text = report_of(run_dir)
@@ -109,6 +113,7 @@ def test_report_is_the_handover_document(full_run):
     assert order == sorted(order)
 
 
+@pytest.mark.slow   # the whole simulated run of stages 01-08 (full_run): CI runs -m slow and the main job
 def test_no_secret_reaches_any_output(full_run, plan_file):
     from clients.deployment import GUIDE_DEPLOY_TOKEN
 
@@ -164,6 +169,7 @@ def test_resume_after_injected_failure_deploys_exactly_once(plan_file, sim, tmp_
     assert "运行记录 / Attempts" in text and "续跑 / resumed" in text and 'data-verdict="passed"' in text
 
 
+@pytest.mark.slow   # the whole simulated run of stages 01-08 (full_run): CI runs -m slow and the main job
 def test_resume_refuses_a_changed_plan(plan_file, tmp_path, full_run):
     _, run_dir = full_run
     changed = write_example(tmp_path / "changed.xlsx", hosts=4, business=3,
