@@ -464,6 +464,12 @@ def test_instance_checks(world):
     assert "not a VLAN of cluster" in o.create(pid, vlan=foreign["id"]).json()["errors"][0]["message"]
     assert o.vlan() != foreign["id"]
     assert foreign["vds"]["id"] in {v["id"] for v in o.rest("get-vdses", {"where": {"cluster": {"id": foreign["cluster"]["id"]}}})}
+    # the real API filters a VLAN on its VDS's cluster (the answer still shows the VDS's short view)
+    mine = o.rest("get-vlans", {"where": {"name": "default", "vds": {"cluster": {"id": o.tower.cluster_by_ip(
+        str(o.plan.vip)).id}}}})
+    assert [v["id"] for v in mine] == [o.vlan()] and set(mine[0]["vds"]) == {"id", "name"}
+    theirs = o.rest("get-vlans", {"where": {"vds": {"cluster": {"id": foreign["cluster"]["id"]}}}})
+    assert [v["id"] for v in theirs] == [foreign["id"]]
     o.data(o.create(pid))
     assert o.create(pid).json()["errors"][0]["extensions"]["code"] == "ALREADY_EXISTS"                   # name
     assert o.create(pid, name="observability").json()["errors"][0]["extensions"]["code"] == "ALREADY_EXISTS"  # ip

@@ -15,6 +15,10 @@ may lack a few real fields -- the error says so), never a silent "matches nothin
     field_lt / _lte / _gt / _gte
     field_some / _every / _none   on list relations (``datacenters_some: {id: ...}``)
     AND / OR / NOT            list of wheres (a single where object is accepted too)
+
+A nested view is short (``vds: {id, name}``) but the real API filters on the whole related object
+(``get-vlans {where: {vds: {cluster: {id}}}}``): ``relations`` maps such a field to its objects by id, and a
+where on the field is applied to the related object found there (the answer still shows the short view).
 """
 from __future__ import annotations
 
@@ -50,21 +54,27 @@ def _cmp_ok(a: Any, b: Any) -> bool:
 _LOGIC = {"AND": all, "OR": any, "NOT": lambda hits: not any(hits)}
 
 
-def matches(obj: dict, where: Any, *, typename: str = "object") -> bool:
-    """Whether ``obj`` (an API view) satisfies ``where``."""
+Relations = dict[str, dict[str, dict]]     # field -> {id: the related object's full view}
+
+
+def matches(obj: dict, where: Any, *, typename: str = "object", relations: Relations | None = None) -> bool:
+    """Whether ``obj`` (an API view) satisfies ``where`` (``relations``: see the module doc)."""
     if where is None:
         return True
     if not isinstance(where, dict):
         raise FilterError(f"where must be an object, got {type(where).__name__}")
-    return all(_term(obj, key, want, typename) for key, want in where.items())
+    return all(_term(obj, key, want, typename, relations) for key, want in where.items())
 
 
-def _term(obj: dict, key: str, want: Any, typename: str) -> bool:
+def _term(obj: dict, key: str, want: Any, typename: str, relations: Relations | None = None) -> bool:
     """One ``where`` entry: ``AND`` / ``OR`` / ``NOT``, a field's equality, or ``<field><suffix>``."""
     if key in _LOGIC:
-        return _LOGIC[key](matches(obj, w, typename=typename) for w in _as_list(want, key))
+        return _LOGIC[key](matches(obj, w, typename=typename, relations=relations) for w in _as_list(want, key))
     if key in obj:
-        return _equals(obj[key], want, key)
+        have = obj[key]
+        if relations and key in relations and isinstance(have, dict) and isinstance(want, dict):
+            have = relations[key].get(have.get("id"), have)     # the whole related object, not its short view
+        return _equals(have, want, key)
     for suffix in _SUFFIXES:
         if key.endswith(suffix) and key[: -len(suffix)] in obj:
             return _op(obj[key[: -len(suffix)]], suffix, want, key)
@@ -128,7 +138,8 @@ def _int_arg(name: str, v: Any) -> int | None:
     return v
 
 
-def select(items: Iterable[dict], args: dict | None, *, typename: str = "object") -> list[dict]:
+def select(items: Iterable[dict], args: dict | None, *, typename: str = "object",
+           relations: Relations | None = None) -> list[dict]:
     """Apply ``where`` / ``orderBy`` / ``skip`` / ``first`` / ``last`` (in the API's order) to ``items``.
 
     ``after`` / ``before`` (cursor paging) are refused: the suite has no use for them yet."""
@@ -139,7 +150,7 @@ def select(items: Iterable[dict], args: dict | None, *, typename: str = "object"
         if args.get(k) is not None:
             raise FilterError(f"{k} (cursor paging) is not supported by the simulator; use skip/first")
     where = args.get("where")
-    out = [o for o in items if matches(o, where, typename=typename)]
+    out = [o for o in items if matches(o, where, typename=typename, relations=relations)]
     order = args.get("orderBy", args.get("order_by"))
     if order is not None:
         if not isinstance(order, str) or not (order.endswith("_ASC") or order.endswith("_DESC")):

@@ -46,17 +46,19 @@ class RestCall:
     handler: Callable
     auth: bool = True
     typename: str = "object"
+    relations: Callable | None = None   # get: tower -> {field: {id: related object}} (filters on nested objects)
 
 
 REST_CALLS: dict[str, RestCall] = {}
 
 
-def rest_call(name: str, *, kind: str, auth: bool = True, typename: str = "object"):
+def rest_call(name: str, *, kind: str, auth: bool = True, typename: str = "object",
+              relations: Callable | None = None):
     if kind not in ("login", "get", "create", "action"):
         raise ValueError(f"unknown REST call kind {kind!r}")
 
     def deco(fn):
-        REST_CALLS[name] = RestCall(name, kind, fn, auth, typename)
+        REST_CALLS[name] = RestCall(name, kind, fn, auth, typename, relations)
         return fn
     return deco
 
@@ -71,7 +73,8 @@ def dispatch(tower: CloudTowerModel, name: str, body: Any, ctx: RestCtx) -> Any:
             raise RestError(400, f"{name}: the body must be a JSON object {{where, orderBy, first, skip}}")
         items = call.handler(tower, ctx)
         try:
-            return select(items, body, typename=call.typename)
+            rel = call.relations(tower) if call.relations and body.get("where") else None
+            return select(items, body, typename=call.typename, relations=rel)
         except FilterError as exc:
             raise RestError(400, f"{name}: {exc}") from None
     if call.kind == "create":
@@ -223,7 +226,8 @@ def get_vdses(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
     return tower.list_vdses()
 
 
-@rest_call("get-vlans", kind="get", typename="Vlan")
+@rest_call("get-vlans", kind="get", typename="Vlan",
+           relations=lambda tower: {"vds": {v["id"]: v for v in tower.list_vdses()}})
 def get_vlans(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
     return tower.list_vlans()
 
