@@ -29,6 +29,9 @@ VLANs created through CloudTower (``create-vm-vlan``), the backup service and it
   storage VDS's name (the "VDS-name collision with another cluster" fault: the simulated world has one fisheye
   cluster, so the other one is a record CloudTower lists, CONNECTED, with VDSes and VLANs but no hosts).
 
+Split by concept: ``backup_uploads.py`` (upload tasks, packages), ``backup_vlans.py`` (``create-vm-vlan``,
+foreign clusters), this module (the backup service, its install task, fault helpers, snapshot).
+
 Knobs (``tower = sim.state.cloudtower.tower(ip)``; snapshot tunables): ``upload_chunk_size`` (4194304: what
 ``createUploadTask`` answers whatever the client asked), ``package_register_s``, ``vlan_task_s``, ``backup_vm_s``,
 ``backup_install_s``. Helpers: :meth:`BackupMixin.register_package`, :meth:`BackupMixin.add_stale_install_task`,
@@ -37,114 +40,26 @@ Knobs (``tower = sim.state.cloudtower.tower(ip)``; snapshot tunables): ``upload_
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
-import math
-import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GqlError, RestError
+from .backup_uploads import (BACKUP_PACKAGE, PACKAGE_FILE, PACKAGE_REGISTER_S, RESOURCE_TYPES, UPLOAD_CHUNK_SIZE,
+                             UPLOAD_STATUSES, AppPackage, BackupUploadsMixin, Upload, UploadTask, _gql)
+from .backup_vlans import MODE_TYPES, VLAN_TASK_S, BackupVlansMixin, VlanCreation
 from .tasks import Task, TaskFault
-from .util import cuid, iso_ms
 
-UPLOAD_CHUNK_SIZE = 4194304
-PACKAGE_REGISTER_S = 20.0
-VLAN_TASK_S = 3.0
+__all__ = ["AppPackage", "BACKUP_INSTALL_S", "BACKUP_PACKAGE", "BACKUP_VM_S", "BackupMixin", "BackupService",
+           "BackupUploadsMixin", "BackupVlansMixin", "MODE_TYPES", "NETWORK_TYPES", "PACKAGE_FILE",
+           "PACKAGE_REGISTER_S", "RESOURCE_TYPES", "UPLOAD_CHUNK_SIZE", "UPLOAD_STATUSES", "Upload", "UploadTask",
+           "VLAN_TASK_S", "VM_CPU", "VM_DISK", "VM_MEMORY", "VlanCreation"]
+
 BACKUP_VM_S = 120.0
 BACKUP_INSTALL_S = 156.0
-BACKUP_PACKAGE = "iomesh-backup"
-UPLOAD_STATUSES = ("INITIALIZING", "UPLOADING", "PAUSED", "SUCCESSED", "FAILED")
-RESOURCE_TYPES = ("CLOUDTOWER_APPLICATION_PACKAGE", "CLOUDTOWER_K8S_APP_PACKAGE", "CLUSTER_IMAGE", "CLUSTER_IMAGE_META",
-                  "CONTENT_LIBRARY_IMAGE", "ELF_IMAGE", "EVEROUTE_PACKAGE", "HOST_PLUGIN_PACKAGE", "MONITOR_IMAGE", "OVF",
-                  "SVT_IMAGE", "VM_VOLUME_QCOW2", "VM_VOLUME_RAW", "VM_VOLUME_VMDK")
-MODE_TYPES = ("VLAN_ACCESS", "VLAN_TRUNK", "VXLAN", "GENEVE")
 NETWORK_TYPES = ("MANAGEMENT", "NEW_NIC", "STORAGE")
-PACKAGE_FILE = re.compile(r"^smtx-backup-dr-(?P<arch>x86_64|aarch64)-(?P<version>\d+(?:\.\d+)*)\.tar\.gz$")
-_VLAN_FIELDS = {"vds_id", "name", "vlan_id", "mode_type", "network_ids", "qos_burst_unit", "qos_burst",
-                "qos_max_bandwidth_unit", "qos_max_bandwidth", "qos_min_bandwidth_unit", "qos_min_bandwidth",
-                "qos_priority"}
 _NET_KEYS = tuple(f"{net}_network_{k}" for net in ("management", "storage", "backup")
                   for k in ("ip", "subnet_mask", "gateway", "vlan"))
 VM_CPU, VM_MEMORY, VM_DISK = 4, 17179869184, 21474836480          # the guide's backup VM (L3328)
-
-
-@dataclass
-class Upload:
-    """One file part of a GraphQL multipart request (the request's body is read whole: one chunk, 4 MiB; the
-    package is never kept: each chunk feeds the upload's running SHA-256 and is dropped with the request)."""
-
-    filename: str | None
-    content_type: str | None
-    size: int
-    blocks: list = field(default_factory=list, repr=False, compare=False)
-
-    @property
-    def sha256(self) -> str:
-        h = hashlib.sha256()
-        for b in self.blocks:
-            h.update(b)
-        return h.hexdigest()
-
-
-@dataclass
-class UploadTask:
-    id: str
-    status: str
-    size: int
-    chunk_size: int
-    resource_type: str
-    args: dict
-    started_at: str | None
-    created_wall: float
-    updated_wall: float
-    finished_wall: float | None = None
-    received: int = 0                     # chunks accepted (the last accepted is chunk ``received``)
-    bytes_received: int = 0
-    rejected: int = 0                     # chunk calls refused
-    resent_after_complete: int = 0        # chunks sent after SUCCESSED (a blind re-send of the last chunk)
-    sha256: str | None = None             # the whole file, once complete (None after a restore mid-upload)
-    package_id: str | None = None
-    error: str | None = None
-
-    @property
-    def total_chunks(self) -> int:
-        return max(1, math.ceil(self.size / self.chunk_size))
-
-    def expected_length(self, k: int) -> int:
-        return self.chunk_size if k < self.total_chunks else self.size - (self.total_chunks - 1) * self.chunk_size
-
-
-@dataclass
-class AppPackage:
-    id: str
-    name: str
-    filename: str
-    version: str
-    architecture: str
-    size: int
-    visible_at: float                     # simulated seconds: listed from then on
-    sha256: str | None = None
-    upload_task_id: str | None = None
-    scos_version: str = "1.2.0"
-
-
-@dataclass
-class VlanCreation:
-    id: str
-    local_id: str
-    cluster_id: str
-    vds_id: str
-    vds_local_id: str
-    vds_name: str
-    name: str
-    vlan_id: int
-    mode_type: str
-    network_ids: list
-    task_id: str
-    foreign: bool = False
-    applied: bool = False
 
 
 @dataclass
@@ -165,10 +80,6 @@ class BackupService:
     backup_cluster_ids: list = field(default_factory=list)
 
 
-def _gql(msg: str, code: str = "BAD_USER_INPUT") -> GqlError:
-    return GqlError(msg, code)
-
-
 def _ipv4(name: str, v: Any) -> None:
     if v is None:
         return
@@ -178,8 +89,9 @@ def _ipv4(name: str, v: Any) -> None:
         raise _gql(f"{name}: {v!r} is not an IPv4 address") from None
 
 
-class BackupMixin:
-    """State and knobs: see the module doc."""
+class BackupMixin(BackupUploadsMixin, BackupVlansMixin):
+    """State and knobs: see the module doc. Upload tasks and packages come from :class:`BackupUploadsMixin`,
+    ``create-vm-vlan`` and foreign clusters from :class:`BackupVlansMixin`; the backup service is here."""
 
     def _init_backup(self) -> None:
         self.upload_chunk_size = UPLOAD_CHUNK_SIZE
@@ -194,283 +106,6 @@ class BackupMixin:
         self.foreign_clusters: list[dict] = []
         self._install_tasks: set[str] = set()
         self._hashers: dict[str, Any] = {}
-
-    # ================================================================== upload tasks
-    def create_upload_task(self, data: dict) -> dict:
-        size = data.get("size")
-        if not isinstance(size, (int, float)) or isinstance(size, bool) or size <= 0 or int(size) != size:
-            raise _gql(f"size must be a positive integer, got {size!r}")
-        if data.get("status") not in (None, "INITIALIZING"):
-            raise _gql(f"status of a new upload task must be INITIALIZING, got {data.get('status')!r}")
-        if data.get("current_chunk") not in (None, 1):
-            raise _gql(f"current_chunk of a new upload task must be 1 (chunks are 1-based), got {data['current_chunk']!r}")
-        args = data.get("args")
-        if not isinstance(args, dict) or not isinstance(args.get("name"), str) or not args["name"]:
-            raise _gql("args must be an object with the file name: {name, package_name}")
-        now = self.clock.wall()
-        with self.lock:
-            t = UploadTask(id=self._new_id("upload-task"), status="INITIALIZING", size=int(size),
-                           chunk_size=int(self.upload_chunk_size), resource_type=data.get("resource_type"),
-                           args=dict(args), started_at=data.get("started_at") or iso_ms(now), created_wall=now,
-                           updated_wall=now)
-            self.upload_tasks[t.id] = t
-            self._hashers[t.id] = hashlib.sha256()
-            return self.upload_task_view(t)
-
-    def upload_task_view(self, t: UploadTask) -> dict:
-        return {"id": t.id, "status": t.status, "current_chunk": max(1, t.received), "chunk_size": t.chunk_size,
-                "resource_type": t.resource_type, "size": t.size, "args": dict(t.args), "started_at": t.started_at,
-                "finished_at": iso_ms(t.finished_wall), "updatedAt": iso_ms(t.updated_wall)}
-
-    def list_upload_tasks(self) -> list[dict]:
-        with self.lock:
-            return [self.upload_task_view(t) for t in self.upload_tasks.values()]
-
-    def _backup_chunk_problem(self, t: UploadTask, k: Any, part: Any) -> str | None:
-        if t.status == "SUCCESSED":
-            t.resent_after_complete += 1
-            return f"upload task {t.id} is already SUCCESSED: chunk {k} refused"
-        if t.status == "FAILED":
-            return f"upload task {t.id} has FAILED: {t.error or 'start a new upload task'}"
-        if not isinstance(k, int) or isinstance(k, bool):
-            return f"current_chunk must be an integer, got {k!r}"
-        if k != t.received + 1:
-            return (f"current_chunk {k} is not the chunk expected: {t.received + 1} (chunks are 1-based; "
-                    f"{t.received} of {t.total_chunks} received)")
-        if not isinstance(part, Upload):
-            return "no file: send the chunk as multipart part mapped to variables.data.file"
-        want = t.expected_length(k)
-        if part.size != want:
-            kind = "the last chunk" if k == t.total_chunks else f"chunk {k} of {t.total_chunks}"
-            return f"{kind} must be {want} bytes, got {part.size}"
-        return None
-
-    def upload_chunk(self, task_id: Any, k: Any, part: Any, fault: TaskFault | None = None) -> dict:
-        """``uploadCloudTowerApplicationPackage``: accept chunk ``k`` (1-based) of upload task ``task_id``."""
-        with self.lock:
-            t = self.upload_tasks.get(task_id)
-            if t is None:
-                raise _gql(f"upload task {task_id} not found", "NOT_FOUND")
-            problem = self._backup_chunk_problem(t, k, part)
-            if problem is None and fault is not None and fault.mode == "fail":
-                t.status, t.error = "FAILED", fault.msg or "injected fault: the upload failed"
-                problem = t.error
-            if problem is not None:
-                t.rejected += 1
-                raise _gql(problem)
-            hasher = self._hashers.get(t.id)
-            if hasher is not None:
-                for block in part.blocks:
-                    hasher.update(block)
-            t.received, t.bytes_received, t.updated_wall = k, t.bytes_received + part.size, self.clock.wall()
-            t.status = "UPLOADING"
-            if k == t.total_chunks:
-                t.status, t.finished_wall = "SUCCESSED", t.updated_wall
-                digest = self._hashers.pop(t.id, None)
-                t.sha256 = digest.hexdigest() if digest is not None else None
-                self._backup_register_upload(t)
-            return self.upload_task_view(t)
-
-    def _backup_register_upload(self, t: UploadTask) -> None:
-        if t.resource_type != "CLOUDTOWER_APPLICATION_PACKAGE":
-            return
-        name = t.args.get("name") or ""
-        m = PACKAGE_FILE.match(name)
-        if m is None:
-            t.error = f"{name}: not an application package this CloudTower knows (smtx-backup-dr-<arch>-<ver>.tar.gz)"
-            return
-        pkg = self.register_package(name, size=t.size, sha256=t.sha256, package_name=t.args.get("package_name"),
-                                    delay=self.package_register_s, upload_task_id=t.id)
-        t.package_id = pkg.id
-
-    def register_package(self, filename: str, *, size: int = 0, sha256: str | None = None,
-                         package_name: str | None = None, delay: float = 0.0,
-                         upload_task_id: str | None = None) -> AppPackage:
-        """The package of ``filename`` (``smtx-backup-dr-<arch>-<version>.tar.gz``), listed ``delay`` simulated s from
-        now; one already there with the same name, version and architecture is updated (same id)."""
-        m = PACKAGE_FILE.match(filename)
-        if m is None:
-            raise ValueError(f"{filename!r} is not named smtx-backup-dr-<x86_64|aarch64>-<version>.tar.gz")
-        arch, version = m.group("arch").upper(), m.group("version")
-        name = package_name or BACKUP_PACKAGE
-        visible = self.clock.now() + float(delay)
-        with self.lock:
-            pkg = next((p for p in self.app_packages.values()
-                        if (p.name, p.version, p.architecture) == (name, version, arch)), None)
-            if pkg is None:
-                pkg = AppPackage(self._new_id("app-package"), name, filename, version, arch, int(size), visible)
-                self.app_packages[pkg.id] = pkg
-            else:
-                pkg.filename, pkg.size, pkg.visible_at = filename, int(size), min(pkg.visible_at, visible)
-            pkg.sha256, pkg.upload_task_id = sha256, upload_task_id
-            return pkg
-
-    def _backup_packages(self) -> list[AppPackage]:
-        now = self.clock.now()
-        return [p for p in self.app_packages.values() if p.visible_at <= now]
-
-    def package_view(self, p: AppPackage, *, rest: bool = False) -> dict:
-        apps = [{"id": s.app_id, "name": s.app_name} for s in self.backup_services.values() if s.package_id == p.id]
-        v = {"id": p.id, "name": p.name, "filename": p.filename, "version": p.version, "architecture": p.architecture,
-             "scosVersion": p.scos_version, "containers": {}, "images": {}, "applications": apps}
-        if rest:
-            del v["filename"]                                  # the SDK's REST model has no filename
-        return v
-
-    def list_packages(self, *, rest: bool = False) -> list[dict]:
-        with self.lock:
-            return [self.package_view(p, rest=rest) for p in self._backup_packages()]
-
-    # ================================================================== create-vm-vlan
-    def _backup_vds_target(self, i: int, vds_id: str) -> tuple[str, dict, bool]:
-        """``(cluster id, CloudTower VDS view, foreign)`` of ``vds_id`` (a CONNECTED cluster's); RestError else."""
-        for c, info, state in self._synced_clusters():
-            for v in self._vds_views(c, info):
-                if v["id"] == vds_id:
-                    if state != "CONNECTED":
-                        raise RestError(400, f"[{i}].vds_id: the cluster {c.name} of VDS {v['name']} is {state}")
-                    if v["internal"]:
-                        raise RestError(400, f"[{i}].vds_id: {v['name']} is an internal VDS")
-                    return c.id, v, False
-        for fc in self.foreign_clusters:
-            for v in fc["vdses"]:
-                if v["id"] == vds_id:
-                    return fc["id"], v, True
-        raise RestError(404, f"[{i}].vds_id: no VDS with id {vds_id}")
-
-    def _backup_vlan_names(self, vds_id: str) -> set[str]:
-        names = {v["name"] for v in self.list_vlans() if (v.get("vds") or {}).get("id") == vds_id}
-        return names
-
-    def _backup_vlan_spec(self, i: int, it: Any) -> dict:
-        if not isinstance(it, dict):
-            raise RestError(400, f"[{i}] must be an object {{vds_id, name, vlan_id?, mode_type?}}")
-        unknown = set(it) - _VLAN_FIELDS
-        if unknown:
-            raise RestError(400, f"[{i}]: unknown field(s) {sorted(unknown)} for VmVlanCreationParams")
-        for k in ("vds_id", "name"):
-            if not isinstance(it.get(k), str) or not it[k].strip():
-                raise RestError(400, f"[{i}].{k} is required")
-        vlan_id = it.get("vlan_id", 0)
-        vlan_id = 0 if vlan_id is None else vlan_id
-        if not isinstance(vlan_id, int) or isinstance(vlan_id, bool) or not 0 <= vlan_id <= 4094:
-            raise RestError(400, f"[{i}].vlan_id must be an integer from 0 to 4094, got {vlan_id!r}")
-        mode = it.get("mode_type") or "VLAN_ACCESS"
-        if mode not in MODE_TYPES:
-            raise RestError(400, f"[{i}].mode_type must be one of {', '.join(MODE_TYPES)}, got {mode!r}")
-        ids = it.get("network_ids")
-        if ids is not None and not (isinstance(ids, list) and all(isinstance(x, str) for x in ids)):
-            raise RestError(400, f"[{i}].network_ids must be a list of strings")
-        return {"vds_id": it["vds_id"], "name": it["name"], "vlan_id": vlan_id, "mode_type": mode,
-                "network_ids": list(ids) if ids else [str(vlan_id)]}
-
-    def create_vm_vlans(self, items: list, user_id: str | None, fault: TaskFault | None = None) -> list[dict]:
-        """``create-vm-vlan``: every item checked first (all or nothing), then one task per VLAN."""
-        with self.lock:
-            specs, seen = [], set()
-            for i, it in enumerate(items):
-                s = self._backup_vlan_spec(i, it)
-                cid, vds, foreign = self._backup_vds_target(i, s["vds_id"])
-                if s["name"] in self._backup_vlan_names(s["vds_id"]) or (s["vds_id"], s["name"]) in seen:
-                    raise RestError(400, f"[{i}]: a VLAN named {s['name']} already exists on VDS {vds['name']}")
-                seen.add((s["vds_id"], s["name"]))
-                specs.append((s, cid, vds, foreign))
-            return [self._backup_create_vlan(s, cid, vds, foreign, user_id, fault) for s, cid, vds, foreign in specs]
-
-    def _backup_create_vlan(self, s: dict, cid: str, vds: dict, foreign: bool, user_id: str | None,
-                     fault: TaskFault | None) -> dict:
-        local = str(uuid.uuid5(uuid.NAMESPACE_URL, f"smtx-sim://vlan/{vds['local_id']}/{s['name']}/{self._seq}"))
-        vid = self._vlan_id(self.clusters[cid], local) if not foreign else cuid("smtx-sim://foreign-vlan", cid, local)
-        t = self._task(description=f"Create VM network {s['name']}", key="create_vm_vlan", resource_type="Vlan",
-                       resource_id=vid, mutation="createVmVlan", args={"name": s["name"], "vds_id": s["vds_id"]},
-                       running_s=self.vlan_task_s, user_id=user_id, cluster_id=None if foreign else cid, fault=fault)
-        rec = VlanCreation(vid, local, cid, vds["id"], vds["local_id"], vds["name"], s["name"], s["vlan_id"],
-                           s["mode_type"], s["network_ids"], t.id, foreign=foreign)
-        self.vlan_creations[vid] = rec
-        return {"data": self._backup_vlan_view(rec, "CREATING"), "task_id": t.id}
-
-    def _backup_vlan_view(self, r: VlanCreation, status: str | None) -> dict:
-        return {"id": r.id, "local_id": r.local_id, "name": r.name, "type": "VM", "vlan_id": r.vlan_id,
-                "gateway_ip": None, "subnetmask": None, "mode_type": r.mode_type, "entityAsyncStatus": status,
-                "gateway_subnetmask": None, "qos_min_bandwidth": None, "qos_max_bandwidth": None,
-                "qos_priority": None, "qos_burst": None, "network_ids": list(r.network_ids),
-                "vds": {"id": r.vds_id, "name": r.vds_name}, "labels": [], "vm_nics": []}
-
-    def _backup_apply_vlans(self) -> None:
-        """VLAN tasks that have ended: SUCCESSED -> the network on the cluster (fisheye); FAILED -> gone."""
-        now = self.clock.now()
-        for r in list(self.vlan_creations.values()):
-            if r.applied:
-                continue
-            t = self.tasks.get(r.task_id)
-            st = t.status(now) if t else "FAILED"
-            if st == "FAILED":
-                del self.vlan_creations[r.id]
-            elif st == "SUCCESSED":
-                r.applied = True
-                if not r.foreign:
-                    self._backup_fisheye_vlan(r)
-
-    def _backup_fisheye_vlan(self, r: VlanCreation) -> None:
-        fe = self.smtx.fisheye if self.smtx is not None else None
-        if fe is None:
-            return
-        from ..fisheye.network import VLAN_TYPE_VM, Vlan
-
-        with fe.lock:
-            if r.vds_local_id in fe.vdses and r.local_id not in fe.vlans:
-                fe.vlans[r.local_id] = Vlan(r.local_id, r.name, r.vds_local_id, r.vlan_id, VLAN_TYPE_VM)
-
-    def settle(self) -> None:
-        super().settle()
-        with self.lock:
-            self._backup_apply_vlans()
-
-    # ---- views CloudTower lists (the VLANs being created, a foreign cluster's objects)
-    def list_vlans(self) -> list[dict]:
-        out = super().list_vlans()
-        with self.lock:
-            pending = [self._backup_vlan_view(r, "CREATING") for r in self.vlan_creations.values() if not r.applied]
-            foreign = [self._backup_vlan_view(r, None) for r in self.vlan_creations.values() if r.applied and r.foreign]
-            base = [dict(v, id=cuid("smtx-sim://foreign-vlan", fc["id"], v["name"]), local_id=v["name"],
-                         entityAsyncStatus=None, vm_nics=[])
-                    for fc in self.foreign_clusters for v in fc["vlans"]]
-        return out + pending + base + foreign
-
-    def list_vdses(self) -> list[dict]:
-        out = super().list_vdses()
-        first = [v for fc in self.foreign_clusters if fc["first"] for v in fc["vdses"]]
-        last = [v for fc in self.foreign_clusters if not fc["first"] for v in fc["vdses"]]
-        return first + out + last
-
-    def list_clusters(self) -> list[dict]:
-        return super().list_clusters() + [dict(fc["view"]) for fc in self.foreign_clusters]
-
-    def add_foreign_cluster(self, name: str = "CN-SH-SMTX-Other-Cls02", ip: str = "10.0.30.10", *,
-                            vdses: tuple[str, ...] = ("vDS-Storage-Network",), first: bool = True) -> dict:
-        """Another cluster CloudTower manages (CONNECTED, no hosts) with VDSes named ``vdses`` -- e.g. the same
-        name as this cluster's storage VDS. ``first``: its VDSes come before the simulated cluster's in
-        ``get-vdses`` (a client that takes the first name match, unscoped, picks the wrong one)."""
-        cid = cuid("smtx-sim://foreign-cluster", self.ip, name, ip)
-        common = {"internal": False, "work_mode": "single", "cluster": {"id": cid, "name": name},
-                  "entityAsyncStatus": None, "everoute_cluster": None, "labels": [], "nics": [], "bond_mode": "",
-                  "type": "VM"}
-        vds_views = []
-        for n in vdses:
-            local = str(uuid.uuid5(uuid.NAMESPACE_URL, f"smtx-sim://foreign-vds/{cid}/{n}"))
-            vds_views.append({"id": cuid("smtx-sim://foreign-vds", cid, n), "name": n, "local_id": local,
-                              "ovsbr_name": "ovsbr-" + local[:9].replace("-", "x"), "vlans_num": 0, "vlans": [],
-                              **common})
-        view = {"id": cid, "name": name, "ip": ip, "version": "6.1.0", "architecture": "X86_64", "type": "SMTX_OS",
-                "hypervisor": "ELF", "connect_state": "CONNECTED", "dns": [], "ntp_servers": [],
-                "recommended_cpu_models": [], "total_cpu_models": [], "labels": [], "host_num": 0, "hosts": [],
-                "local_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"smtx-sim://foreign-cluster/{cid}")),
-                "vdses": [{"id": v["id"], "name": v["name"]} for v in vds_views], "datacenters": [],
-                "entityAsyncStatus": None}
-        fc = {"id": cid, "name": name, "ip": ip, "first": bool(first), "view": view, "vdses": vds_views, "vlans": []}
-        with self.lock:
-            self.foreign_clusters = [f for f in self.foreign_clusters if f["id"] != cid] + [fc]
-        return fc
 
     # ================================================================== backup service
     def _check_backup_service(self, data: dict, effect: dict | None) -> tuple[AppPackage, str, str, dict]:

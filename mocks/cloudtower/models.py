@@ -11,7 +11,9 @@ wire onto these methods. The model is one facade over its concepts:
 * ``settings.py`` -- NTP, the deployed (trial) license, the warm-up window (443 answers 503);
 * ``config.py`` -- guide §06: cluster settings, alert rules, monitoring views and graphs, rack topology (created
   when a cluster first reads CONNECTED; knobs ``initial_storage_policy``, ``alert_rules_lag``);
-* ``obs.py`` -- guide §07a: OVM chunked uploads, Observability packages and instances, the OBS VM's SSH;
+* ``obs.py`` -- guide §07a: OVM chunked uploads, Observability packages and instances, the OBS VM's SSH
+  (``obs_packages.py``, ``obs_instances.py``); ``backup.py`` -- §07b: the backup service (``backup_uploads.py``,
+  ``backup_vlans.py``);
 * ``errors.py`` -- :class:`RestError`, :class:`GqlError`, :class:`Unauthenticated` (``SimError``\\ s).
 
 :meth:`CloudTowerModel.settle` applies ended tasks (``sim.advance`` calls it through the family).
