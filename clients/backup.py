@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .base import MUTATION, ApiError, _excerpt
-from .cloudtower import CloudTowerClient, GraphQLError, _one
+from .cloudtower import TASK_FAILED, CloudTowerClient, GraphQLError, _one
 
 PACKAGE_NAME = "iomesh-backup"          # CloudTowerApplicationPackage.name of the backup package (guide L2907)
 CHUNK_SIZE = 4 * 1024 * 1024            # what the guide asks for; the server's answer wins
@@ -28,7 +28,6 @@ CHUNK_TIMEOUT = 60.0                    # seconds for one chunk's answer (the ol
 DEFAULT_STORAGE_VLAN = "backup-storage-network"   # the older tool's name when the plan has none (facts 07b.3)
 SERVICE_FAILED = {"INSTALL_FAILED", "ERROR"}      # SDK BackupServiceStatus: terminal failures of an install
 SERVICE_OK = "RUNNING"
-TASK_OK, TASK_FAILED = "SUCCESSED", "FAILED"
 UPLOAD_DONE, UPLOAD_FAILED = "SUCCESSED", "FAILED"  # SDK UploadTaskStatus
 
 Q_PACKAGES = (

@@ -171,3 +171,13 @@ def test_ip_helpers():
     assert ipv4("fe80::1") is None and ipv4(None) is None and ipv4(167772161) is None
     assert is_ip("fe80::1") and is_ip(" 10.0.0.1") and not is_ip(" 10.0.0.1", strip=False)
     assert not is_ip("ntp.example.com") and not is_ip(5)
+
+
+def test_a_later_step_needs_a_fact_with_its_fields_or_fails_in_plain_words(tmp_path):
+    state = RunState.create(tmp_path, plan_path=tmp_path / "plan.xlsx", plan_sha256="x", cluster="c", mode="simulated")
+    with pytest.raises(AssertionError, match=r"05.cluster recorded no CloudTowerCluster \(id\)[\s\S]*--resume"):
+        state.need(O.CloudTowerCluster, "05.cluster", "id")
+    state.put(O.CloudTowerCluster(id="c1"))
+    assert state.need(O.CloudTowerCluster, "05.cluster", "id").id == "c1"
+    with pytest.raises(AssertionError, match=r"\(local_id\)"):
+        state.need(O.CloudTowerCluster, "05.cluster", "id", "local_id")

@@ -38,9 +38,7 @@ DEFAULT_CRITICAL = 90                 # the rule's default CRITICAL (facts 06.2)
 def _cluster(valid_plan, cloudtower, run, state, pacing) -> dict:
     """The cluster as CloudTower shows it now, once every planned host is synced (``host_num`` equals the plan's
     host count: never 0, never part of them), within --attach-timeout; a failed connection fails at once."""
-    known = state.take(CloudTowerCluster)
-    assert known and known.id, ("05.cluster 没有记录集群 / 05.cluster recorded no cluster\n"
-                                "下一步 / next: 用 --resume 续跑阶段 05 / continue stage 05 with --resume")
+    known = state.need(CloudTowerCluster, "05.cluster", "id")
     return synced_cluster(cloudtower, known.id, len(valid_plan.hosts), limit=run.attach_timeout_min * 60,
                           pacing=pacing)
 

@@ -59,13 +59,6 @@ def _name(plan) -> str:
     return plan.components["obs"].vm_name or "observability"
 
 
-def _cluster(state) -> CloudTowerCluster:
-    c = state.take(CloudTowerCluster)
-    assert c and c.id, ("05.cluster 没有记录集群 / 05.cluster recorded no cluster\n"
-                        "下一步 / next: 用 --resume 续跑阶段 05 / continue stage 05 with --resume")
-    return c
-
-
 def _package(state) -> ObsPackage:
     pkg = state.take(ObsPackage)
     assert pkg and pkg.release, "07a.package 没有记录安装包 / 07a.package recorded no package"
@@ -113,7 +106,7 @@ def test_obs_package(valid_plan, cloudtower, packages, run, state, step, pacing)
     and no --packages) is compared by its version as CloudTower records it (``v1.4.2-release.20250926``: no build
     suffix), exactly. The upload checks every chunk's cumulative offset and never re-sends blindly (clients/obs.py).
     Tasks that exist before the commit are recorded as stale, so 07a.package_tasks waits only for this upload's."""
-    obs, c = _obs(valid_plan, step), _cluster(state)
+    obs, c = _obs(valid_plan, step), state.need(CloudTowerCluster, "05.cluster", "id")
     arch = str((cloudtower.clusters(id=c.id) or [{}])[0].get("architecture") or "X86_64").upper()
     pkg = packages.component(OBS_KIND, arch, obs.version)
     size = pkg.path.stat().st_size
@@ -251,7 +244,7 @@ def test_obs_instance(valid_plan, cloudtower, run, state, step, pacing):
     cluster's ``default`` VM network. An instance of the same name or IP is reused; a resumed run reattaches to the
     one it created. The install is polled every 10 s with progress lines, up to --obs-timeout; FAILED fails at once,
     a stuck install at the limit, both with the last status seen."""
-    obs, c, pkg = _obs(valid_plan, step), _cluster(state), _package(state)
+    obs, c, pkg = _obs(valid_plan, step), state.need(CloudTowerCluster, "05.cluster", "id"), _package(state)
     assert pkg.package_id, "07a.package_tasks 没有记录安装包 ID / 07a.package_tasks recorded no package id"
     name, ip = _name(valid_plan), str(obs.ip)
     t0, vlan_id = time.time(), None
@@ -381,7 +374,7 @@ def test_obs_connect_cluster(valid_plan, cloudtower, state, step):
     ``updateBundleApplicationInstanceConnectClusters`` with ``id_in``: the clusters already connected are sent along
     (``id_in`` may set the whole list). Nothing is sent when the cluster is connected already."""
     _obs(valid_plan, step)
-    inst, c = _instance(state), _cluster(state)
+    inst, c = _instance(state), state.need(CloudTowerCluster, "05.cluster", "id")
     before = [(x.get("cluster") or {}).get("id") for x in _current(cloudtower, inst).get("connected_clusters") or []]
     if c.id in before:
         step.note(f"集群 {c.name or c.id} 已关联到 OBS，未重复关联 / the cluster is connected to OBS already; not sent")

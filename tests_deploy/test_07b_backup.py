@@ -35,7 +35,8 @@ from dataclasses import replace
 import pytest
 
 from clients import backup
-from clients.ct_cluster import graphql_or_fail
+from clients.cloudtower import TASK_OK
+from clients.ct_cluster import graphql_or_fail, tasks_done
 from clients.packages import BACKUP
 from clients.poll import wait_for
 from clients.upload import StateJournal, upload_file
@@ -59,9 +60,7 @@ def _applies(plan, step) -> None:
 
 
 def _cluster(cloudtower, state) -> dict:
-    known = state.take(CloudTowerCluster)
-    assert known and known.id, ("05.cluster 没有记录集群 / 05.cluster recorded no cluster\n"
-                                "下一步 / next: 用 --resume 续跑阶段 05 / continue stage 05 with --resume")
+    known = state.need(CloudTowerCluster, "05.cluster", "id")
     found = cloudtower.clusters(id=known.id)
     assert found, (f"CloudTower 中已没有集群 {known.id} / the cluster {known.id} is gone from CloudTower\n"
                    f"下一步 / next: 用 --resume 续跑阶段 05 以重新关联 / continue with --resume to attach it again")
@@ -273,8 +272,7 @@ def test_storage_network(valid_plan, run, cloudtower, fisheye, cluster_address, 
         answer = backup.create_vm_vlan(cloudtower, vds["id"], name, tag)
         step.save("create-vm-vlan.json", answer)
         vlan, created = answer["data"], True
-        if answer.get("task_id"):
-            _task_done(cloudtower, answer["task_id"], f"创建备份存储网络 {name} / create VLAN {name}", pacing)
+        tasks_done(cloudtower, [answer], f"创建备份存储网络 {name} / create VLAN {name}", pacing)
     back = wait_for(lambda: backup.vlans(cloudtower, vds_id=vds["id"], name=name), lambda vs: bool(vs) and all(
         v.get("entityAsyncStatus") is None for v in vs), what=f"网络 {name} 就绪 / VLAN {name} ready", interval=POLL_S,
         limit=run.attach_timeout_min * 60, pacing=pacing,
@@ -317,20 +315,6 @@ def _ensure_backup_vds(plan, cloudtower, fisheye, cluster_address, c: dict, stat
     step.note(f"备份交换机 {plan.backup.vds}（{', '.join(plan.backup.nics)}）" + ("已创建 / created" if created else
               "已存在，复用 / exists; reused"))
     return created
-
-
-def _task_done(cloudtower, task_id: str, what: str, pacing, limit: float = 300) -> dict:
-    """A short CloudTower task; FAILED fails at once with its error_message."""
-    def done(tasks: list[dict]) -> bool:
-        t = tasks[0] if tasks else {}
-        assert t.get("status") != backup.TASK_FAILED, (
-            f"{what} 任务失败 / the task failed: {t.get('error_message') or t.get('description')} (task {task_id})\n"
-            f"下一步 / next: 在 CloudTower 任务中心查看后用 --resume 续跑 / check the task in CloudTower, then continue "
-            f"with --resume")
-        return t.get("status") == backup.TASK_OK
-
-    return wait_for(lambda: cloudtower.tasks(id=task_id), done, what=what, interval=POLL_S, limit=limit,
-                    pacing=pacing, describe=lambda ts: ts[0].get("status") if ts else "?")[0]
 
 
 # =========================================================================== 07b.service
@@ -425,7 +409,7 @@ def _wait_installed(cloudtower, sid: str, how: str, limit: float, pacing) -> tup
             f"下一步 / next: 在 CloudTower 任务中心查看安装任务，排除原因后删除该备份服务再用 --resume 续跑 / check the "
             f"install task in CloudTower, fix the cause, delete the backup service, then continue with --resume")
         ok = svc.get("status") == backup.SERVICE_OK
-        return ok and ((task or {}).get("status") == backup.TASK_OK or (task is None and how == "already"))
+        return ok and ((task or {}).get("status") == TASK_OK or (task is None and how == "already"))
 
     return wait_for(fetch, done, what="备份服务安装 / backup service install", interval=POLL_S, limit=limit,
                     pacing=pacing, describe=lambda p: f"status={p[0].get('status')}, task="

@@ -42,13 +42,6 @@ NEXT_RETRY = ("在 CloudTower 的巡检中心查看，排除后用 --resume 续�
 
 
 # =========================================================================== shared
-def _cluster(state) -> CloudTowerCluster:
-    c = state.take(CloudTowerCluster)
-    assert c and c.local_id, ("05.cluster 没有记录集群的 local_id / 05.cluster recorded no cluster local_id\n"
-                              "下一步 / next: 用 --resume 续跑阶段 05 / continue stage 05 with --resume")
-    return c
-
-
 def _job(state) -> InspectionJob:
     job = state.take(InspectionJob)
     assert job and job.id, "08.job 没有记录巡检任务 / 08.job recorded no inspection job"
@@ -90,7 +83,7 @@ def test_inspection_job(cloudtower, run, state, step, pacing):
 
     The job is a long operation: its intent is recorded before the call and its id right after; a resumed run
     reattaches to that job and never creates a second one."""
-    c = _cluster(state)
+    c = state.need(CloudTowerCluster, "05.cluster", "local_id")
     lists = I.items()
     api = I.InspectorApi(cloudtower)
     with state.intent("08.job", op="inspection_job") as it:
@@ -164,7 +157,7 @@ def test_inspection_export(cloudtower, run, state, step, pacing):
     ``:exportReport?format=word`` with the guide's 74 items and ``graph_duration_months`` 6, then
     ``export/status`` until ``EXPORT_SUCCEEDED``; ``EXPORT_FAILED`` fails at once with what CloudTower said (and the
     next run exports anew). The export is a long operation: a resumed run reattaches to its file name."""
-    job, c = _job(state), _cluster(state)
+    job, c = _job(state), state.need(CloudTowerCluster, "05.cluster", "local_id")
     lists = I.items()
     api = I.InspectorApi(cloudtower)
     with state.intent("08.export", op="inspection_export") as it:
