@@ -46,10 +46,10 @@ def fail_connect(cluster: dict, said: str | None = None) -> None:
     the connect task said: ``said``) and what to check for that ClusterConnectorErrorCode, and how to remove it."""
     reason = cluster.get("disconnected_reason") or "-"
     zh, en = REASON_NEXT.get(reason, DEFAULT_NEXT)
-    told = f"；CloudTower：{said} / CloudTower says: {said}" if said else ""
+    told_zh, told_en = (f"；CloudTower 报告：{said}", f"; CloudTower says: {said}") if said else ("", "")
     raise AssertionError(
-        f"CloudTower 无法连接集群 {cluster.get('ip')}：{cluster.get('connect_state')}（{reason}）/ CloudTower cannot "
-        f"connect the cluster at {cluster.get('ip')}: {cluster.get('connect_state')} ({reason}){told}\n"
+        f"CloudTower 无法连接集群 {cluster.get('ip')}：{cluster.get('connect_state')}（{reason}）{told_zh} / CloudTower "
+        f"cannot connect the cluster at {cluster.get('ip')}: {cluster.get('connect_state')} ({reason}){told_en}\n"
         f"下一步 / next: {zh}；{REMOVE_HINT[0]} / {en}; {REMOVE_HINT[1]}")
 
 
