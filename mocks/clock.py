@@ -43,6 +43,7 @@ class SimClock:
         self._t0 = time.monotonic()
         self._base = 0.0          # simulated seconds accumulated before _t0
         self.skew = 0.0
+        self.anchor = time.time()    # sim_wall(): the UNIX time simulated second 0 stands for
 
     @staticmethod
     def _check(scale: float) -> None:
@@ -76,7 +77,7 @@ class SimClock:
             self._base += seconds
         return self.now()
 
-    def restore(self, sim_now: float, skew: float | None = None) -> float:
+    def restore(self, sim_now: float, skew: float | None = None, *, anchor: float | None = None) -> float:
         """Set ``now()`` to ``sim_now`` (restoring a snapshot; the only way to move the clock
         other than forward). Pacing continues from there at the current ``time_scale``."""
         if not isinstance(sim_now, (int, float)) or sim_now < 0:
@@ -86,6 +87,8 @@ class SimClock:
             self._base = float(sim_now)
             if skew is not None:
                 self.skew = float(skew)
+            if anchor is not None:
+                self.anchor = float(anchor)
         return self.now()
 
     def real(self, sim_seconds: float) -> float:
@@ -98,6 +101,12 @@ class SimClock:
     def wall(self) -> float:
         """Simulated 'current time' as a UNIX timestamp (real time + skew)."""
         return time.time() + self.skew
+
+    def sim_wall(self, sim_t: float | None = None) -> float:
+        """The simulated timeline as UNIX seconds: the clock's start plus simulated seconds (``now()`` when
+        ``sim_t`` is None). Unlike :meth:`wall` it runs at the simulated pace, so what happens inside the world
+        lines up: a guest's ``date`` and fio's timestamps, VM metric points, migrations (stages 09-10)."""
+        return self.anchor + self.skew + (self.now() if sim_t is None else float(sim_t))
 
     def utcnow(self) -> _dt.datetime:
         return _dt.datetime.fromtimestamp(self.wall(), tz=_dt.timezone.utc)

@@ -193,6 +193,30 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("inspector-job-status-absent", "inspector-job-status", False,
             "no job read: GET …/v3/jobs/<id> answers 404 (the guide documents none and exports at once); the job is "
             "seen only through the export's status", _tower(inspector_job_status="absent")),
+
+    Profile("elf-upload-first-chunk", "elf-upload", True,
+            "upload-elf-file: the first call (no upload_task_id) creates the upload task and its file part is chunk 1",
+            _tower(elf_upload_first="chunk")),
+    Profile("elf-upload-create-only", "elf-upload", False,
+            "upload-elf-file: the first call only creates the task (INITIALIZING, current_chunk 1); its file part is "
+            "ignored and chunk 1 comes with the next call", _tower(elf_upload_first="create")),
+    Profile("vm-nic-ip-import", "vm-nic-ip", True,
+            "the IP given at import-vm / clone-vm takes effect in the guest once VM tools run",
+            _tower(vm_nic_ip="import")),
+    Profile("vm-nic-ip-update", "vm-nic-ip", False,
+            "the import / clone IP stays on the NIC record only; the guest takes an address only from an "
+            "update-vm-nic sent after VM tools run", _tower(vm_nic_ip="update")),
+    Profile("vm-delete-volumes-with-vm", "vm-delete-volumes", True,
+            "delete-vm deletes the VM's volumes with it", _tower(vm_delete_volumes="with-vm")),
+    Profile("vm-delete-volumes-kept", "vm-delete-volumes", False,
+            "delete-vm leaves the VM's volumes, unmounted, until delete-vm-volume", _tower(vm_delete_volumes="kept")),
+    Profile("vm-metric-names-guessed", "vm-metric-names", True,
+            "get-vm-metrics serves all five elf_vm_disk_overall_* names the suite uses",
+            _tower(vm_metric_names="guessed")),
+    Profile("vm-metric-names-verified-only", "vm-metric-names", False,
+            "get-vm-metrics serves only the two names the sources verify (write_speed_bps, "
+            "avg_read_write_latency_ns); the others answer a stream without points",
+            _tower(vm_metric_names="verified-only")),
 )}
 
 META_PROFILES: dict[str, tuple[str, ...]] = {

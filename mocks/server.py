@@ -291,6 +291,7 @@ class Simulator:
                    "alive": self.hub.alive_state(), "skew": self.clock.skew,
                    "tls": dict(self.hub.tls.generations)}
         restore["sim_now"] = self.clock.now()
+        restore["anchor"] = self.clock.anchor
         if not inspect:
             return {"version": SNAPSHOT_VERSION, "plan": {"sha256": getattr(self.plan, "sha256", None),
                                                           "cluster_name": getattr(self.plan, "cluster_name", None)},
@@ -319,7 +320,7 @@ class Simulator:
         have = getattr(self.plan, "sha256", None)
         if want and have and want != have:
             notes.append("the snapshot was taken for a different plan (sha256 differs); restoring what matches")
-        self.clock.restore(float(r["sim_now"]), r.get("skew"))
+        self.clock.restore(float(r["sim_now"]), r.get("skew"), anchor=r.get("anchor"))
         saved = r.get("families") or {}
         for name, fam in self.families.items():                      # family order: deployment first
             if name in saved:

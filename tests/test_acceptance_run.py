@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from clients.fio import load_profiles
 from plan import layout as L
 from plan.example import write_example
 from plan.parse import load
@@ -22,6 +23,8 @@ DEPLOY = "/api/v2/deployment/cluster"
 # every acceptance step in run order (the pytest-dependency names of tests_deploy/, module by module)
 STEP_IDS = [n for m in sorted((Path(__file__).resolve().parents[1] / "tests_deploy").glob("test_*.py"))
             for n in re.findall(r'dependency\(name="([^"]+)"', m.read_text(encoding="utf-8"))]
+# stage 10's profile steps are parametrized (one step per profile of tests_deploy/data/fio_profiles.json)
+STEP_IDS[STEP_IDS.index("10.disks") + 1:STEP_IDS.index("10.disks") + 1] = [f"10.{p.name}" for p in load_profiles()]
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +208,9 @@ def test_preflight_changes_nothing(plan_file, sim, tmp_path):
                      "-m", "preflight")
     assert proc.returncode == 0, proc.stdout[-3000:]
     steps = state_of(tmp_path / "r")["steps"]
-    # stage 01, and the later stages' own checks that change nothing (07b.storage_ip: the backup VM's address)
-    assert list(steps) == [s for s in STEP_IDS if s.startswith("01.")] + ["07b.storage_ip"]
+    # stage 01, and the later stages' own checks that change nothing (07b.storage_ip: the backup VM's address; 09.image
+    # and 09.plan: the test VM image and the test VMs' hosts and addresses)
+    assert list(steps) == [s for s in STEP_IDS if s.startswith("01.")] + ["07b.storage_ip", "09.image", "09.plan"]
     assert re.search(rf"{len(steps)} passed, \d+ deselected", proc.stdout)
     assert sim.count() > 0 and sim.count("POST") == sim.count("PUT") == sim.count("DELETE") == 0
 

@@ -431,10 +431,12 @@ def test_preflight_address_checks_are_bounded_and_parallel(plan, run):
 
 
 # --------------------------------------------------------------------------- the main job under every profile
-PROFILE_RUNS = ["sudo-nopasswd,vip-job,upload-listed,vds-lacp-lacp,l2-scan-empty",
-                "vip-empty-body,upload-opaque,connect-auth-late,rest-bodies-lenient,inspector-job-status-absent",
-                "upload-no-resume,gql-variables-200,ct-names-unique,topology-nodes-in-bricks,gql-login-plaintext-accepted",
-                "real-gear"]
+PROFILE_RUNS = ["sudo-nopasswd,vip-job,upload-listed,vds-lacp-lacp,l2-scan-empty,elf-upload-create-only",
+                "vip-empty-body,upload-opaque,connect-auth-late,rest-bodies-lenient,inspector-job-status-absent,"
+                "vm-nic-ip-update",
+                "upload-no-resume,gql-variables-200,ct-names-unique,topology-nodes-in-bricks,gql-login-plaintext-accepted,"
+                "vm-delete-volumes-kept",
+                "real-gear,vm-metric-names-verified-only"]
 
 
 def test_profile_runs_cover_every_profile():

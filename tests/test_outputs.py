@@ -73,6 +73,23 @@ SAMPLES = [
                          by_severity={"正常 / OK": 71, "严重": 1, "警告": 1, "提示": 1},
                          not_ok=[{"item": "fan_check", "object": "node-2", "result": "异常", "severity": "警告",
                                   "value": "FAN3 2100 RPM", "suggestion": "replace the fan"}], note=None),
+    O.CustomerSnapshot(taken_at="2026-11-28T10:00:00Z", objects={"vms": [["v1", "CloudTower", "ab" * 32]]}),
+    O.TestImage(name="smtx-fio-worker-1.0", ovf="test-image/smtx-fio-worker-1.0.ovf", source="simulated stand-in",
+                disks=[["smtx-fio-worker-1.0-disk1.vmdk", 6295825, 21474836480]], cpu=4, memory_mib=4096),
+    O.TestVmPlan(vms=[["smtx-acceptance-fio-01", "10.0.20.11", "node1", "10.0.20.231"]], wanted=3, addresses=9,
+                 capped=False, requested=None, disk_gib=10),
+    O.TestNetwork(vlan_id="vl1", name="default", subnet="10.0.20.0/24", netmask="255.255.255.0", gateway="10.0.20.1"),
+    O.TestImageUpload(parsed_ovf={"name": "smtx-fio-worker-1.0"}, uploads=[["disk1.vmdk", "u1", "SUCCESSED"]],
+                      seconds=3.5, how="uploaded"),
+    O.TestVms(vms=[{"name": "smtx-acceptance-fio-01", "id": "vm1", "host_id": "h1", "host": "node1",
+                    "ip": "10.0.20.231", "how": "imported"}], ready=True, ip_how="import"),
+    O.TestDisks(devices={"smtx-acceptance-fio-01": "/dev/vdb"}, size=10737418240, preconditioned=True, seconds=50.0),
+    O.PerfResults(thresholds_file="tests_deploy/data/perf_thresholds.json", thresholds_source="defaults",
+                  architecture="hybrid-tiered", hosts=3, vms=3, runtime_s=60, ramp_s=10,
+                  profiles={"4k-randread": {"iops": 60000.0, "judgements": []}}),
+    O.ReliabilityResult(ran=True, migrations=[{"vm": "smtx-acceptance-fio-01", "ok": True, "ratio": 0.8}]),
+    O.CleanupSummary(removed=[["VM", "smtx-acceptance-fio-01", "vm1"]], kept=False, leftovers=[],
+                     customer_changes=[], verified=True),
 ]
 
 

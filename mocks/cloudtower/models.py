@@ -13,7 +13,8 @@ wire onto these methods. The model is one facade over its concepts:
   when a cluster first reads CONNECTED; knobs ``initial_storage_policy``, ``alert_rules_lag``);
 * ``obs.py`` -- guide §07a: OVM chunked uploads, Observability packages and instances, the OBS VM's SSH
   (``obs_packages.py``, ``obs_instances.py``); ``backup.py`` -- §07b: the backup service (``backup_uploads.py``,
-  ``backup_vlans.py``);
+  ``backup_vlans.py``); ``vms.py`` -- stages 09-11: VMs through CloudTower (``vm_ops.py``, ``vm_uploads.py``,
+  ``vm_params.py``, ``vm_metrics.py``);
 * ``errors.py`` -- :class:`RestError`, :class:`GqlError`, :class:`Unauthenticated` (``SimError``\\ s).
 
 :meth:`CloudTowerModel.settle` applies ended tasks (``sim.advance`` calls it through the family).
@@ -35,6 +36,7 @@ from ..sessions import Session, SessionStore
 from .clusters import CONNECT_S, Cluster, ClustersMixin, ClusterSpec
 from .config import ConfigMixin
 from .obs import ObsMixin
+from .vms import VmsMixin
 from .backup import BackupMixin
 from .inspector import InspectorMixin
 from .errors import GqlError, RestError, Unauthenticated
@@ -58,7 +60,7 @@ def _build(cls, d: dict):
     return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class CloudTowerModel(ObsMixin, BackupMixin, InspectorMixin, UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin,
+class CloudTowerModel(VmsMixin, ObsMixin, BackupMixin, InspectorMixin, UsersMixin, OrgsMixin, ClustersMixin, TasksMixin, SettingsMixin,
                       ConfigMixin):
     """One CloudTower VM's API state, at ``ip``."""
 
@@ -98,6 +100,7 @@ class CloudTowerModel(ObsMixin, BackupMixin, InspectorMixin, UsersMixin, OrgsMix
         self._init_obs()                    # stage 07a: OBS uploads, packages, instances (obs.py)
         self._init_backup()                 # stage 07b: package uploads, VM VLANs, backup service (backup.py)
         self._init_inspector()              # stage 08: inspection jobs and report exports (inspector.py)
+        self._init_vms()                    # stages 09-11: VMs, disk uploads, metrics (vms.py)
 
     def _new_id(self, kind: str) -> str:
         with self.lock:
@@ -145,6 +148,7 @@ class CloudTowerModel(ObsMixin, BackupMixin, InspectorMixin, UsersMixin, OrgsMix
                 "obs": self.export_obs(),
                 "backup": self.export_backup(),
                 "inspector": self.export_inspector(),
+                "vms": self.export_vms(),
                 "tunables": {"task_pending": self.task_pending, "connect_seconds": self.connect_seconds,
                              "datacenter_task": self.datacenter_task, "session_ttl": self.session_ttl},
             }
@@ -167,6 +171,7 @@ class CloudTowerModel(ObsMixin, BackupMixin, InspectorMixin, UsersMixin, OrgsMix
             self.import_obs(state.get("obs") or {})
             self.import_backup(state.get("backup") or {})
             self.import_inspector(state.get("inspector") or {})
+            self.import_vms_state(state.get("vms") or {})
         return []
 
     def _import_tunables(self, tun: dict) -> None:

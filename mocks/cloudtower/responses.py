@@ -22,6 +22,7 @@ from .errors import GqlError, RestError
 from .models import CloudTowerModel, TaskFault
 from .responses_obs import add_ovm_routes
 from .responses_inspector import add_inspector_routes
+from .rest_vms import add_vm_upload_routes
 
 log = logging.getLogger("mocks")
 
@@ -54,6 +55,7 @@ class CloudTowerApp(App):
         self.add("GET", "/", self.index)
         add_ovm_routes(self)                  # stage 07a: the OVM operator's chunked uploads (responses_obs.py)
         add_inspector_routes(self)            # stage 08: the inspection centre (responses_inspector.py)
+        add_vm_upload_routes(self)            # stage 09: parse-ovf, upload-elf-file (multipart, streamed; rest_vms.py)
 
     # ------------------------------------------------------------------ cross-cutting
     @staticmethod

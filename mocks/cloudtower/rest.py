@@ -235,3 +235,4 @@ def get_vlans(tower: CloudTowerModel, ctx: RestCtx) -> list[dict]:
 # guide §06 (cluster settings, alert rules, views and graphs, rack topology) registers its calls here
 from . import rest_config  # noqa: E402,F401
 from . import rest_backup  # noqa: E402,F401  (stage 07b: create-vm-vlan, uploads, backup services)
+from . import rest_vms  # noqa: E402,F401  (stages 09-11: VMs, disk uploads, metrics)
