@@ -25,12 +25,22 @@ Points (``<n>`` counts from 1, in this process):
 * ``inspection-poll:<n>`` -- at the n-th job read after the inspection job was created (mid-job, stage 08);
 * ``export-poll:<n>`` -- at the n-th export-status read after the report export was requested (mid-export,
   stage 08). ``attached:08.job`` and ``attached:08.export`` are intent points.
+* ``elf-chunk:<n>`` -- right after the n-th ``upload-elf-file`` answer (the test VM's disk, stage 09; the first call
+  carries chunk 1 under the default profile, so ``elf-chunk:1`` is mid-upload, before the uploader's journal holds
+  the task);
+* ``ct-answer:<call>:<n>`` -- right after the n-th answer to the CloudTower REST call ``<call>`` (``import-vm``,
+  ``clone-vm``, ``start-vm``, ``update-vm-nic``, ``delete-vm``...): the operation is submitted, its intent not yet
+  given the task id (stages 09-11). ``attached:09.import``, ``attached:09.clones/<vm>`` and
+  ``attached:09.start/<vm>`` are intent points;
+* ``guest-cmd:<glob>:<n>`` -- when the n-th command matching glob is run in a test VM over SSH (the earlier ones,
+  in the other VMs, still running): mid-preconditioning (``fio --name=precondition *``) or mid-profile (stage 10).
 """
 from __future__ import annotations
 
 import fnmatch
 import os
 import signal
+import threading
 
 import pytest
 
@@ -142,6 +152,60 @@ class CrashAt:
             _count_calls(InspectorApi, poll, crash)
         elif p.kind in ("backup-chunk", "backup-poll"):
             _wrap_backup(crash)
+        elif p.kind in ("elf-chunk", "ct-answer", "guest-cmd"):
+            _wrap_workloads(crash)
+
+
+def _wrap_workloads(crash: CrashAt) -> None:
+    """Stages 09-11: test VM disk chunks, CloudTower VM calls answered, commands in the test VMs."""
+    p = crash.p
+    if p.kind == "elf-chunk":
+        from clients.ct_vms import ElfUpload
+
+        call = ElfUpload._call
+
+        def chunk_then_crash(self, *args, **kwargs):
+            answer = call(self, *args, **kwargs)
+            p.hit()
+            if p.count >= int(p.arg):
+                crash.fire()
+            return answer
+
+        ElfUpload._call = chunk_then_crash
+        return
+    name, _, n = p.arg.rpartition(":")
+    if p.kind == "ct-answer":
+        from clients.cloudtower import CloudTowerClient
+
+        rest = CloudTowerClient.rest
+
+        def answered_then_crash(self, call, *args, **kwargs):
+            answer = rest(self, call, *args, **kwargs)
+            if call == name:
+                p.hit()
+                if p.count >= int(n):
+                    crash.fire()
+            return answer
+
+        CloudTowerClient.rest = answered_then_crash
+        return
+    from clients.ssh import SshClient
+
+    run = SshClient.run
+
+    def crash_while_running(self, cmd, *args, **kwargs):
+        if fnmatch.fnmatch(str(cmd), name):
+            with _GUEST_LOCK:
+                p.hit()
+                due = p.count >= int(n)
+            if due:
+                crash.fire()
+        return run(self, cmd, *args, **kwargs)
+
+    SshClient.run = crash_while_running
+
+
+_GUEST_LOCK = threading.Lock()
 
 
 def _wrap_backup(crash: CrashAt) -> None:
