@@ -451,4 +451,4 @@ def test_the_main_job_passes_under_each_profile(tmp_path, monkeypatch, spec):
     run_dir = tmp_path / "run"
     proc = run_suite("--plan", str(ROOT / "examples" / "plan-example.xlsx"), "--simulate", "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert set(outcomes(run_dir).values()) == {"passed"}
+    assert {k: v for k, v in outcomes(run_dir).items() if v != "passed"} == {"10.reliability": "not_applicable"}

@@ -210,6 +210,7 @@ def test_reliability(run, amap, cloudtower, state, step, pacing):
 
     Off by default: it changes the cluster's state (where the test VMs run). Each VM moves to the next host in turn."""
     if not run.workloads.reliability:
+        state.put(ReliabilityResult(ran=False))          # the report says it did not run
         step.not_applicable("未要求可靠性测试（--reliability）", "reliability was not asked for (--reliability)")
     vms = _vms(state)
     disks = state.need(TestDisks, "10.disks", "devices")
