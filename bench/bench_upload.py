@@ -1,6 +1,6 @@
 """Benchmark: the chunked uploader vs a minimal raw httpx loop, over loopback to the simulator.
 
-    python bench/bench_upload.py [--size-gib 2] [--plan PLAN.xlsx]
+    python bench/bench_upload.py [--size-gib 2] [--plan PLAN.xlsx] [--protocol all|svt|obs|backup|elf]
 
 The simulator runs in its own process (python -m mocks serve), so the peak RSS printed is the
 uploader's process alone. The file is sparse: it costs no disk. Prints throughput of both,
@@ -141,10 +141,11 @@ def alternate(rounds: int, ours, raw) -> tuple[list[float], list[float], object,
     return ours_times, raw_times, result, rss_after
 
 
-def bench_tower(plan: Path, path: Path, rounds: int, ours, raw, *, cookie: bool = False):
+def bench_tower(plan: Path, path: Path, rounds: int, ours, raw, *, cookie: bool = False,
+                preset: str = "cloudtower-ready"):
     """:func:`alternate` ``ours(ct)`` and ``raw(ct, path)`` on a logged-in CloudTower client of a simulator at
-    ``cloudtower-ready`` (``cookie``: its GraphQL cookie session logged in too), the simulator stopped after."""
-    proc, control = start_simulator(plan, "--preset", "cloudtower-ready")
+    ``preset`` (``cookie``: its GraphQL cookie session logged in too), the simulator stopped after."""
+    proc, control = start_simulator(plan, "--preset", preset)
     try:
         ct = obs_tower(plan, control)
         if cookie:
@@ -218,9 +219,70 @@ def bench_backup(plan: Path, path: Path, rounds: int) -> None:
            path.stat().st_size, ours_times, raw_times, rss_after)
 
 
+# --- the ELF disk protocol (stage 09): REST upload-elf-file multipart, no chunk index, the server's current_chunk ----
+def elf_cluster_id(ct, plan_path: Path) -> str:
+    """The CloudTower id of the plan's cluster (connected at preset ``cluster-attached``)."""
+    from plan.parse import load
+
+    plan, _ = load(plan_path)
+    found = ct.clusters(ip=str(plan.vip)) or ct.clusters()
+    if not found:
+        raise RuntimeError("the simulator's CloudTower lists no cluster (preset cluster-attached?)")
+    return found[0]["id"]
+
+
+def raw_elf_loop(ct, cluster_id: str, path: Path) -> float:
+    """The same upload-elf-file calls by the simplest httpx loop (the first without upload_task_id, then with it):
+    each 4 MiB chunk read whole into memory, no retries, no checks."""
+    import httpx
+
+    from clients.addressing import GuardedTransport
+    from clients.ct_vms import CHUNK_SIZE
+
+    size = path.stat().st_size
+    form = {"cluster_id": (None, cluster_id), "name": (None, path.name), "size": (None, str(size)),
+            "size_unit": (None, "BYTE")}
+    http = httpx.Client(transport=GuardedTransport(ct.amap, httpx.HTTPTransport(verify=ct.tls.shared_verify)),
+                        headers={"Authorization": ct.token}, timeout=300)
+    url = f"https://{ct.address}/v2/api/upload-elf-file"
+    task_id = None
+    start = time.perf_counter()
+    with open(path, "rb") as fh:
+        while data := fh.read(CHUNK_SIZE):
+            extra = {"upload_task_id": (None, task_id)} if task_id else {}
+            r = http.post(url, files={"file": (path.name, data, "application/octet-stream"), **form, **extra})
+            r.raise_for_status()
+            if task_id is None:
+                body = r.json()
+                task_id = (body[0] if isinstance(body, list) else body)["id"]
+    http.close()
+    return time.perf_counter() - start
+
+
+def bench_elf(plan: Path, path: Path, rounds: int) -> None:
+    """The one uploader (clients/upload.py) over clients.ct_vms.ElfUpload against :func:`raw_elf_loop`, on a
+    simulator at ``cluster-attached`` (a connected cluster)."""
+    from clients.ct_vms import ElfUpload
+    from clients.upload import upload_file
+
+    cid: list[str] = []
+
+    def cluster(ct) -> str:
+        if not cid:
+            cid.append(elf_cluster_id(ct, plan))
+        return cid[0]
+
+    ours_times, raw_times, result, rss_after = bench_tower(
+        plan, path, rounds, lambda ct: upload_file(path, ElfUpload(ct, cluster(ct), path)),
+        lambda ct, p: raw_elf_loop(ct, cluster(ct), p), preset="cluster-attached")
+    report("ELF", "(upload-elf-file multipart)", f"1 + {result.chunks_sent} chunks of {result.volume['chunk_size']} B, ",
+           path.stat().st_size, ours_times, raw_times, rss_after)
+
+
 # --protocol -> (the sparse package's file name, its bench)
 TOWER_BENCHES = {"obs": ("Observability-X86_64-v9.9.9-release.20990101-1.tar.gz", bench_obs),
-                 "backup": ("smtx-backup-dr-x86_64-9.9.9.tar.gz", bench_backup)}
+                 "backup": ("smtx-backup-dr-x86_64-9.9.9.tar.gz", bench_backup),
+                 "elf": ("smtx-acceptance-fio-disk1.vmdk", bench_elf)}
 
 
 def main() -> None:
@@ -228,12 +290,13 @@ def main() -> None:
     ap.add_argument("--size-gib", type=float, default=2.0)
     ap.add_argument("--plan", type=Path)
     ap.add_argument("--rounds", type=int, default=2, help="alternate ours/raw this many times; best of each")
-    ap.add_argument("--protocol", choices=("all", "svt", "obs", "backup"), default="all",
+    ap.add_argument("--protocol", choices=("all", "svt", "obs", "backup", "elf"), default="all",
                     help="svt: the SVT/ISO uploader; obs: the OBS (OVM operator) upload; backup: the backup (GraphQL "
-                         "multipart) upload; all: every one (default)")
+                         "multipart) upload; elf: the test VM disk (REST upload-elf-file) upload; all: every "
+                         "one (default)")
     args = ap.parse_args()
     if args.protocol == "all":   # one process per protocol: a peak RSS is a process's own, never another's
-        for protocol in ("obs", "backup", "svt"):
+        for protocol in ("obs", "backup", "elf", "svt"):
             cmd = [sys.executable, str(Path(__file__).resolve()), "--protocol", protocol, "--size-gib",
                    str(args.size_gib), "--rounds", str(args.rounds)] + (["--plan", str(args.plan)] if args.plan else [])
             if subprocess.run(cmd).returncode:
@@ -246,7 +309,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-upload-"))
     plan = args.plan or write_example(tmp / "plan.xlsx")
     size = int(args.size_gib * 1024 ** 3)
-    if args.protocol in TOWER_BENCHES:   # the OBS / backup protocol: its own simulator (at cloudtower-ready)
+    if args.protocol in TOWER_BENCHES:   # OBS / backup / ELF: its own simulator (at its CloudTower preset)
         name, bench = TOWER_BENCHES[args.protocol]
         package = tmp / name
         with open(package, "wb") as fh:
