@@ -171,7 +171,7 @@ def test_profile(profile, valid_plan, run, amap, cloudtower, state, step):
     res.profiles[profile.name] = {"zh": profile.zh, "en": profile.en, "kind": profile.kind,
                                   **fio.figures_dict(figures), "crosscheck": cross,
                                   "judgements": [dataclasses.asdict(j) for j in judged],
-                                  "passed": all(j.passed for j in judged)}
+                                  "passed": all(j.passed for j in judged) if judged else None}
     state.put(dataclasses.replace(res, profiles=dict(res.profiles)))
     step.note(fio.summary_line(figures))
     for c in cross:
