@@ -159,6 +159,15 @@ class ElfUpload:
         return None if view is None else {"to_upload": view, "chunk_size": found[0].get("chunk_size")
                                           or volume.get("chunk_size")}
 
+    def partials(self, name: str) -> list[dict]:
+        """Unfinished upload tasks of this disk (name, size and cluster): a run killed after the first chunk's answer
+        and before its journal held the task left one; the uploader continues it instead of leaving it behind."""
+        return [{"image_uuid": t["id"], "name": name, "size": int(t.get("size") or 0), "resource_state": "uploading",
+                 "chunk_size": int(t.get("chunk_size") or CHUNK_SIZE)}
+                for t in upload_tasks(self.ct, name_in=[name], unfinished=True)
+                if t.get("id") and t.get("status") != UPLOAD_FAILED and int(t.get("size") or -1) == self.size
+                and (t.get("args") or {}).get("cluster_id") in (None, self.cluster_id)]
+
     def delete(self, volume: dict) -> None:
         """``cancel-upload-task`` (the SDK has no delete for upload tasks); a refusal is only noted."""
         try:

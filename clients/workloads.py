@@ -17,6 +17,7 @@ from plan.model import Plan
 
 from .cloudtower import CloudTowerClient
 from .ct_vms import TEST_VM_PREFIX, test_vm_name
+from .testvm_image import STAND_IN_PASSWORD
 
 
 def is_test_object(name: str | None) -> bool:
@@ -101,15 +102,24 @@ SNAPSHOT_CALLS: dict[str, tuple[str, Callable[[str], dict]]] = {
     "cluster-settings": ("get-cluster-settingses", lambda cid: {"where": {"cluster": {"id": cid}}}),
     "views": ("get-views", lambda cid: {"where": {"cluster": {"id": cid}}}),
     "backup-services": ("get-backup-services", lambda cid: {}),
+    "alert-rules": ("get-alert-rules", lambda cid: {"where": {"cluster": {"id": cid}}}),
 }
 VOLATILE = re.compile(r"(_at|At|time|usage|used|progress|speed|iops|latency|bandwidth|count|num|ips|status|version|"
                       r"ip_address(es)?|entity_?async_?status|bps|hz|percent|ratio|size|capacity|_data|"
                       r"vm_nics|vm_disks|labels)$", re.IGNORECASE)
 
 
+def _stable(value: Any) -> Any:
+    """``value`` without its volatile fields, at every depth (an alert rule's thresholds are a nested list)."""
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if not VOLATILE.search(k) and not k.startswith("__")}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
 def _digest(obj: dict) -> str:
-    stable = {k: v for k, v in obj.items() if not VOLATILE.search(k) and isinstance(v, (str, int, float, bool))}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return hashlib.sha256(json.dumps(_stable(obj), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def customer_snapshot(ct: CloudTowerClient, cluster_id: str, vds_ids: list[str] | None = None
@@ -132,6 +142,13 @@ def customer_snapshot(ct: CloudTowerClient, cluster_id: str, vds_ids: list[str] 
             items = [v for v in items if (v.get("vds") or {}).get("id") in vds_ids]
         out[kind] = sorted([str(o.get("id")), str(o.get("name") or ""), _digest(o)] for o in items
                            if isinstance(o, dict) and not is_test_object(o.get("name")))
+    try:   # the OBS instances (GraphQL, as stage 07a reads them)
+        from . import obs
+
+        out["obs-instances"] = sorted([str(i.get("id")), str(i.get("name") or ""), _digest(i)]
+                                      for i in obs.instances(obs.inventory(ct)) if isinstance(i, dict))
+    except (ApiError, AssertionError) as exc:
+        notes.append(f"读不到 OBS 实例，OBS 不做比较 / the OBS instances could not be read: not compared ({exc})"[:300])
     return out, notes
 
 
@@ -162,7 +179,7 @@ def first(items: Any) -> dict:
 
 
 # --------------------------------------------------------------------------- SSH into a test VM
-SIM_PASSWORD = "Fio@Worker1"           # the simulated FIO image's account (mocks/README.md "Test VMs"); never real gear
+SIM_PASSWORD = STAND_IN_PASSWORD       # the simulated FIO image's account (mocks/README.md "Test VMs"); never real gear
 KNOWN_HOSTS = "known_hosts.test-vms"   # test VMs' host keys apart from the cluster's: they come and go (11 drops it)
 
 

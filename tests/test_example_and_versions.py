@@ -157,6 +157,7 @@ def version_run(tmp_path_factory):
     return proc, proc2, run_dir
 
 
+@pytest.mark.slow   # two simulated runs (version_run): the fast suite stays under 90 s
 def test_preflight_warns_on_a_package_version_that_differs_naming_the_cell(version_run):
     proc, _, run_dir = version_run
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -171,6 +172,7 @@ def test_preflight_warns_on_a_package_version_that_differs_naming_the_cell(versi
     assert set(versions["hosts"].values()) == {"6.2.0P4"}
 
 
+@pytest.mark.slow   # two simulated runs (version_run): the fast suite stays under 90 s
 def test_after_deployment_the_report_shows_planned_against_deployed(version_run):
     _, proc, run_dir = version_run
     assert proc.returncode == 0, proc.stdout[-3000:]

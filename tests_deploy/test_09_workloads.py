@@ -38,7 +38,7 @@ import pytest
 
 from clients import ct_vms, testvm_image, workloads
 from clients.cloudtower import TASK_FAILED, TASK_OK
-from clients.poll import wait_for
+from clients.poll import WaitTimeout, wait_for
 from clients.upload import StateJournal
 from fixtures.outputs import (CloudTowerCluster, CustomerSnapshot, TestImage, TestImageUpload, TestNetwork,
                               TestVmPlan, TestVms)
@@ -49,7 +49,7 @@ NA = ("规划表没有测试用临时 IP 范围（集群管理信息!E18–E19�
       "the plan has no temporary test range (集群管理信息!E18–E19): no test workloads, no performance acceptance")
 APPLIES = (lambda plan: bool(plan.test_addresses()), *NA)
 POLL_S = 5
-IMAGE_DIR = "test-image"
+IMAGE_DIR = ".smtx-test-image"
 
 
 # =========================================================================== shared
@@ -127,7 +127,7 @@ def test_image(run, state, step):
     Looked for in --packages (``*fio*.ova`` / ``*fio*.ovf``); the OVF's disks are checked against its references (and
     its manifest's digests where it has one). In --simulate without --packages a small stand-in is generated. On real
     gear the image's SSH password must be given (--test-vm-password or SMTX_TEST_VM_PASSWORD)."""
-    work = run.run_dir / IMAGE_DIR
+    work = _image_cache(run)
     image = testvm_image.find_image(run.packages, work) if run.packages else None
     if image is None:
         assert run.simulate, (
@@ -148,6 +148,17 @@ def test_image(run, state, step):
     state.put(fact)
     step.note(f"测试镜像 / test image: {image.name} ({image.source}); " +
               ", ".join(f"{d.path.name} {d.size} B" for d in image.disks))
+
+
+def _image_cache(run):
+    """Where an OVA is unpacked (or the simulated stand-in written): beside the packages when that folder is writable,
+    else beside the delivery folder -- never inside it (an OVA is GBs; the delivery folder goes to the customer). A
+    later run, and a run after ``-m preflight``, reuses what is already there (same names and sizes)."""
+    import os
+
+    if run.packages and os.access(run.packages, os.W_OK):
+        return run.packages / ".smtx-unpacked"
+    return run.run_dir.parent / IMAGE_DIR
 
 
 def _rel(run, path) -> str:
@@ -176,7 +187,7 @@ def test_vm_plan(valid_plan, run, state, step):
         step.note(f"测试虚拟机数量由 {vp.wanted} 限为 {len(vp.slots)}：{why[0]} / test VMs capped from {vp.wanted} to "
                   f"{len(vp.slots)}: {why[1]}")
     state.put(TestVmPlan(vms=[[s.name, s.host_ip, s.host_name, s.ip] for s in vp.slots], wanted=vp.wanted,
-                         addresses=vp.addresses, capped=vp.capped_by is not None, requested=run.workloads.vms,
+                         addresses=vp.addresses, capped=vp.capped_by is not None, capped_by=vp.capped_by, requested=run.workloads.vms,
                          disk_gib=run.workloads.disk_gib))
     step.save("test-vms.json", [dataclasses.asdict(s) for s in vp.slots])
 
@@ -226,7 +237,8 @@ def test_import(run, cloudtower, state, step, pacing):
             _wait_created(cloudtower, found, run, pacing)
             uploads = state.take(TestImageUpload) or TestImageUpload(how="not needed")
         else:
-            uploads = _upload(run, cloudtower, state, step, pacing, cid, image)
+            uploads = (_recorded_upload(cloudtower, state, step, image, it) or
+                       _upload(run, cloudtower, state, step, pacing, cid, image))
             it.begin(name=name, host=host_ip)
             item = ct_vms.import_vm(cloudtower, cluster_id=cid, name=name, parsed_ovf=uploads.parsed_ovf,
                                     upload_tasks=[u[1] for u in uploads.uploads], host_id=hosts[host_ip]["id"],
@@ -277,6 +289,24 @@ def _upload(run, cloudtower, state, step, pacing, cid: str, image: TestImage) ->
     fact = TestImageUpload(parsed_ovf=parsed, uploads=rows, seconds=round(time.monotonic() - t0, 1), how="uploaded")
     state.put(fact)
     return fact
+
+
+def _recorded_upload(cloudtower, state, step, image: TestImage, it) -> TestImageUpload | None:
+    """The upload an interrupted run finished and recorded before its import (no intent ended, no test VM recorded
+    yet), when every one of its tasks is still SUCCESSED: the disks are not uploaded again."""
+    known = state.take(TestImageUpload)
+    if known is None or known.how != "uploaded" or not known.parsed_ovf or (
+            it.earlier is None and state.take(TestVms) is not None):
+        return None
+    if sorted(u[0] for u in known.uploads) != sorted(d[0] for d in image.disks):
+        return None
+    ids = [u[1] for u in known.uploads]
+    done = {t.get("id") for t in ct_vms.upload_tasks(cloudtower, ids=ids) if t.get("status") == ct_vms.UPLOAD_DONE}
+    if not ids or set(ids) - done:
+        return None
+    step.note("续跑：磁盘已由上次运行上传完成，不再上传 / resume: the disks were uploaded by the interrupted run; not "
+              "uploaded again")
+    return known
 
 
 def _record(vm: dict, how: str, ip: str, hosts: dict[str, dict]) -> dict:
@@ -381,9 +411,7 @@ def test_start(run, cloudtower, state, step, pacing):
         try:
             return wait_for(fetch, done, what=f"{vm['name']} VM tools", interval=POLL_S, limit=_limit(run),
                             pacing=pacing, describe=lambda c: f"{c.get('status')}/{c.get('vm_tools_status')}")
-        except AssertionError as exc:
-            if "VM tools" not in str(exc) or "timed out" not in str(exc):
-                raise
+        except WaitTimeout:
             raise AssertionError(
                 f"{vm['name']} 的 VM Tools 在 {run.workloads.timeout_min:g} 分钟内没有运行 / VM tools never ran in "
                 f"{vm['name']} within {run.workloads.timeout_min:g} min\n下一步 / next: FIO 测试镜像需要安装 VM Tools"

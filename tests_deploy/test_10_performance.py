@@ -120,7 +120,7 @@ def test_disks(run, amap, state, step, pacing):
 # =========================================================================== 10.<profile>
 def _thresholds(run):
     path = Path(run.workloads.thresholds) if run.workloads.thresholds else fio.DEFAULT_THRESHOLDS
-    return path, fio.load_thresholds(path)
+    return path, fio.load_thresholds(path, profiles=[p.name for p in PROFILES])
 
 
 def _results(run, state, plan) -> PerfResults:
@@ -215,7 +215,9 @@ def test_reliability(run, amap, cloudtower, state, step, pacing):
     vms = _vms(state)
     disks = state.need(TestDisks, "10.disks", "devices")
     cid = state.need(CloudTowerCluster, "05.cluster", "id").id
-    hosts = [h["id"] for h in sorted(cloudtower.hosts(cid), key=lambda h: h.get("management_ip") or "")]
+    ct_hosts = sorted(cloudtower.hosts(cid), key=lambda h: h.get("management_ip") or "")
+    hosts = [h["id"] for h in ct_hosts]
+    names = {h["id"]: h.get("name") or h.get("management_ip") for h in ct_hosts}
     assert len(hosts) >= 2, "热迁移至少需要 2 台主机 / live migration needs at least 2 hosts"
     profile = next(p for p in PROFILES if p.name == "1m-seqread") if any(p.name == "1m-seqread" for p in PROFILES) \
         else PROFILES[0]
@@ -242,13 +244,19 @@ def test_reliability(run, amap, cloudtower, state, step, pacing):
             after = _guest_ms(client, vm)
             t.join()
             res = out.get("res")
-            rec = {"vm": vm["name"], "from_host": src, "to_host": dst, "task": task_id, "ok": ok, "why": why}
+            if ok:      # the task says done: the VM must now run on the target host
+                now_on = (ct_vms.vms(cloudtower, ids=[vm["id"]])[0].get("host") or {}).get("id")
+                ok, why = (True, None) if now_on == dst else (False, f"the VM is on {names.get(now_on, now_on)}, not "
+                                                                     f"{names.get(dst, dst)}")
+            rec = {"vm": vm["name"], "from_host": src, "to_host": dst, "from_name": names.get(src),
+                   "to_name": names.get(dst), "task": task_id, "ok": ok, "why": why}
             if res is None or not res.ok:
                 rec.update(io_errors=True, ratio=None)
             else:
                 r = fio.parse_fio_json(res.stdout)
-                bw = client.run(f"cat {shlex.quote(log)}_bw.1.log", timeout=60)
-                samples = fio.parse_bw_log(bw.stdout)
+                samples = []
+                for n, f in enumerate(fio.bw_log_files(log, profile.numjobs), start=1):   # one log per fio job
+                    samples += fio.parse_bw_log(client.run(f"cat {shlex.quote(f)}", timeout=60).stdout, job=n)
                 b, a, ratio = fio.reliability(samples, before - r.start_ms, after - r.start_ms)
                 rec.update(io_errors=bool(r.error), before_mbps=round(b, 1), after_mbps=round(a, 1),
                            ratio=round(ratio, 3) if ratio is not None else None)

@@ -183,7 +183,9 @@ def test_verify(run, cloudtower, state, step):
                   "before the tests (09.snapshot did not run): not compared")
     broken = [c for c in changes if c[3] != "new"]
     state.put(CleanupSummary(removed=summary.removed, kept=summary.kept or run.workloads.keep, leftovers=leftovers,
-                             customer_changes=changes, verified=not leftovers and not broken))
+                             customer_changes=changes,
+                             verified=bool(snap and snap.objects) and not leftovers and not broken, checked=True,
+                             compared=bool(snap and snap.objects)))
     for c in changes:
         if c[3] == "new":
             step.note(f"测试期间出现了新的对象 {c[0]} {c[1]}（非测试对象，未处理）/ a new object appeared meanwhile: "
