@@ -117,18 +117,41 @@ def answers(answer: Any) -> list[dict]:
     return [a for a in (answer if isinstance(answer, list) else [answer]) if isinstance(a, dict)]
 
 
+NEXT_TASK = ("在 CloudTower 任务中心查看该任务，排除后用 --resume 续跑",
+             "check the task in CloudTower, fix the cause, then continue with --resume")
+
+
+class TaskFailed(AssertionError):
+    """A CloudTower task ended FAILED (its ``task`` record attached)."""
+
+    def __init__(self, text: str, task: dict):
+        super().__init__(text)
+        self.task = task
+
+
+def wait_task(cloudtower: CloudTowerClient, task_id: str | None, what: str, pacing: Pacing, *, limit: float = 300,
+              interval: float = 2, next_step: tuple[str, str] = NEXT_TASK) -> dict:
+    """Wait for one CloudTower task (None: a synchronous call, nothing to wait for): its record once SUCCESSED.
+    FAILED raises :class:`TaskFailed` at once with CloudTower's reason and ``next_step``; the limit, WaitTimeout."""
+    if not task_id:
+        return {}
+
+    def done(tasks: list[dict]) -> bool:
+        t = tasks[0] if tasks else {}
+        if t.get("status") == TASK_FAILED:
+            raise TaskFailed(
+                f"{what} 任务失败 / the task failed: {t.get('error_message') or t.get('description')} (task "
+                f"{task_id}{', ' + t['error_code'] if t.get('error_code') else ''})\n下一步 / next: {next_step[0]} / "
+                f"{next_step[1]}", t)
+        return t.get("status") == TASK_OK
+
+    tasks = wait_for(lambda: cloudtower.tasks(id=task_id), done, what=what, interval=interval, limit=limit,
+                     pacing=pacing, describe=lambda ts: (ts[0].get("status") if ts else "?") or "?")
+    return tasks[0]
+
+
 def tasks_done(cloudtower: CloudTowerClient, items: list[dict], what: str, pacing: Pacing,
                limit: float = 300) -> None:
     """Wait for the tasks of ``[{data, task_id}]`` answers (none: synchronous); FAILED fails at once."""
     for task_id in [a.get("task_id") for a in items if isinstance(a, dict) and a.get("task_id")]:
-        def done(tasks: list[dict], task_id=task_id) -> bool:
-            t = tasks[0] if tasks else {}
-            if t.get("status") == TASK_FAILED:
-                raise AssertionError(
-                    f"{what} 任务失败 / the task failed: {t.get('error_message') or t.get('description')} (task "
-                    f"{task_id})\n下一步 / next: 在 CloudTower 任务中心查看该任务，排除后用 --resume 续跑 / check the "
-                    f"task in CloudTower, fix the cause, then continue with --resume")
-            return t.get("status") == TASK_OK
-
-        wait_for(lambda task_id=task_id: cloudtower.tasks(id=task_id), done, what=what, interval=2, limit=limit,
-                 pacing=pacing, describe=lambda ts: ts[0].get("status") if ts else "?")
+        wait_task(cloudtower, task_id, what, pacing, limit=limit)

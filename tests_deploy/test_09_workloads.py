@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 import pytest
 
 from clients import ct_vms, testvm_image, workloads
-from clients.cloudtower import TASK_FAILED, TASK_OK
+from clients.ct_cluster import wait_task
 from clients.poll import WaitTimeout, wait_for
 from clients.upload import StateJournal
 from fixtures.outputs import (CloudTowerCluster, CustomerSnapshot, TestImage, TestImageUpload, TestNetwork,
@@ -59,22 +59,9 @@ def _limit(run) -> float:
 
 def _task_wait(cloudtower, task_id: str | None, what: str, run, pacing) -> dict:
     """Wait for one CloudTower task; FAILED fails at once with CloudTower's reason and the next action."""
-    if not task_id:
-        return {}
-
-    def done(tasks: list[dict]) -> bool:
-        t = tasks[0] if tasks else {}
-        if t.get("status") == TASK_FAILED:
-            raise AssertionError(
-                f"{what} 任务失败 / the task failed: {t.get('error_message') or t.get('description')} "
-                f"(task {task_id}, {t.get('error_code') or '-'})\n下一步 / next: 在 CloudTower 任务中心查看该任务，排除原因"
-                f"（主机资源、存储空间、镜像）后用 --resume 续跑 / check the task in CloudTower (host resources, storage "
-                f"space, the image), then continue with --resume")
-        return t.get("status") == TASK_OK
-
-    tasks = wait_for(lambda: cloudtower.tasks(id=task_id), done, what=what, interval=POLL_S, limit=_limit(run),
-                     pacing=pacing, describe=lambda ts: (ts[0].get("status") if ts else "?") or "?")
-    return tasks[0]
+    return wait_task(cloudtower, task_id, what, pacing, limit=_limit(run), interval=POLL_S, next_step=(
+        "在 CloudTower 任务中心查看该任务，排除原因（主机资源、存储空间、镜像）后用 --resume 续跑",
+        "check the task in CloudTower (host resources, storage space, the image), then continue with --resume"))
 
 
 def _cluster_id(state) -> str:
@@ -100,12 +87,9 @@ def test_customer_snapshot(cloudtower, state, step):
     """记录测试前的客户状态（虚拟机、网络、策略、监控视图、备份服务）/ Record the customer's state before any test object
     exists (VMs, networks, policies, views, backup service)
 
-    Stage 11 compares against it: cleanup must leave the customer's objects as they were. A resumed run keeps the
-    first snapshot (taken before this run created anything)."""
-    known = state.take(CustomerSnapshot)
-    if known and known.objects:
-        step.note(f"保留首次运行的快照（{known.taken_at}）/ the first run's snapshot is kept ({known.taken_at})")
-        return
+    Stage 11 compares against it: cleanup must leave the customer's objects as they were. Test objects (the name
+    prefix) are never part of it, so it is taken again whenever this step runs: a resumed run that re-ran earlier
+    steps (e.g. a dashboard 06 finished only now) compares against the state those steps left, not an older one."""
     cid = _cluster_id(state)
     vds_ids = [v["id"] for v in cloudtower.rest("get-vdses", {"where": {"cluster": {"id": cid}}}) or []]
     objects, notes = workloads.customer_snapshot(cloudtower, cid, vds_ids)

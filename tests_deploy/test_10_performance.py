@@ -35,8 +35,8 @@ import pytest
 
 from clients import ct_vms, fio, workloads
 from clients.base import ApiError
-from clients.cloudtower import TASK_FAILED, TASK_OK
-from clients.poll import wait_for
+from clients.ct_cluster import TaskFailed, wait_task
+from clients.poll import WaitTimeout
 from fixtures.outputs import CloudTowerCluster, PerfResults, ReliabilityResult, TestDisks, TestVmPlan, TestVms
 
 pytestmark = pytest.mark.stage10
@@ -291,10 +291,11 @@ def _guest_ms(client, vm: dict) -> int:
 
 
 def _migrated(cloudtower, task_id: str | None, pacing) -> tuple[bool, str | None]:
-    if not task_id:
-        return True, None
-    t = wait_for(lambda: (cloudtower.tasks(id=task_id) or [{}])[0],
-                 lambda t: t.get("status") in (TASK_OK, TASK_FAILED), what=f"migrate task {task_id}", interval=2,
-                 limit=900, pacing=pacing, describe=lambda t: str(t.get("status")))
-    return t.get("status") == TASK_OK, t.get("error_message")
-
+    """Whether the migration task succeeded, and CloudTower's reason when it did not."""
+    try:
+        wait_task(cloudtower, task_id, f"migrate task {task_id}", pacing, limit=900)
+    except TaskFailed as exc:
+        return False, exc.task.get("error_message") or exc.task.get("description")
+    except WaitTimeout as exc:
+        return False, str(exc).splitlines()[0]
+    return True, None

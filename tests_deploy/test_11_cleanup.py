@@ -25,8 +25,7 @@ from datetime import datetime, timezone
 import pytest
 
 from clients import ct_vms, workloads
-from clients.cloudtower import TASK_FAILED, TASK_OK
-from clients.poll import wait_for
+from clients.ct_cluster import wait_task
 from fixtures.outputs import CleanupSummary, CloudTowerCluster, CustomerSnapshot, TestImageUpload, TestVms
 
 pytestmark = pytest.mark.stage11
@@ -43,20 +42,9 @@ def _cluster_id(state) -> str:
 
 
 def _wait(cloudtower, task_id: str | None, what: str, pacing) -> None:
-    if not task_id:
-        return
-
-    def done(tasks: list[dict]) -> bool:
-        t = tasks[0] if tasks else {}
-        if t.get("status") == TASK_FAILED:
-            raise AssertionError(f"{what} 任务失败 / the task failed: {t.get('error_message') or t.get('description')}"
-                                 f" (task {task_id})\n下一步 / next: 在 CloudTower 中手动删除以 "
-                                 f"{workloads.TEST_VM_PREFIX} 开头的对象，然后用 --resume 续跑 / remove the objects named "
-                                 f"{workloads.TEST_VM_PREFIX}… in CloudTower, then continue with --resume")
-        return t.get("status") == TASK_OK
-
-    wait_for(lambda: cloudtower.tasks(id=task_id), done, what=what, interval=2, limit=900, pacing=pacing,
-             describe=lambda ts: (ts[0].get("status") if ts else "?") or "?")
+    wait_task(cloudtower, task_id, what, pacing, limit=900, next_step=(
+        f"在 CloudTower 中手动删除以 {workloads.TEST_VM_PREFIX} 开头的对象，然后用 --resume 续跑",
+        f"remove the objects named {workloads.TEST_VM_PREFIX}… in CloudTower, then continue with --resume"))
 
 
 def _recorded_vm_ids(state) -> set[str]:
