@@ -262,7 +262,7 @@ def test_printed_tables_fit_the_a4_page(runs):
     sheet = next(Path(__file__).resolve().parents[1].glob("fixtures/report.css")).read_text(encoding="utf-8")
     probe = ("<style>" + _print_rules(sheet) + "</style><script>window.addEventListener('load', () => setTimeout(() => {"
              "const w = document.documentElement.clientWidth; const out = [];"
-             "document.querySelectorAll('table').forEach((t, n) => { const r = t.getBoundingClientRect();"
+             "document.querySelectorAll('table, svg').forEach((t, n) => { const r = t.getBoundingClientRect();"
              "if (r.width > 0 && (r.right > w + 1 || t.scrollWidth > Math.ceil(r.width) + 1))"
              " out.push([n, t.className, Math.round(r.right), t.scrollWidth]); });"
              "const pre = document.createElement('pre'); pre.id = 'fit'; pre.textContent = JSON.stringify({w, out});"
@@ -281,4 +281,16 @@ def test_printed_tables_fit_the_a4_page(runs):
     assert m, proc.stderr[-2000:]
     fit = json.loads(m.group(1).replace("&quot;", '"'))
     assert 650 <= fit["w"] <= 710, fit["w"]
-    assert fit["out"] == [], f"tables wider than the page (index, class, right edge px, scroll width px): {fit['out']}"
+    assert fit["out"] == [], f"tables or charts wider than the page (index, class, right edge px, scroll width px): " \
+                            f"{fit['out']}"
+
+
+def test_the_performance_charts_are_inline_svg_with_titles(runs):
+    """Stage 10's charts (IOPS, throughput, latency) are in the page itself: inline <svg> with a <title>, nothing
+    fetched, so the report stays one self-contained file that prints."""
+    _, dom, page = runs["green"]
+    charts = re.findall(r"<svg\b.*?</svg>", page, re.DOTALL)
+    assert len(charts) >= 3, len(charts)
+    for svg in charts[:3]:
+        assert re.search(r"<title>[^<]+</title>", svg) and "href" not in svg and "url(" not in svg
+    assert "IOPS" in charts[0] and "MB/s" in charts[1] and "p99.9" in charts[2]
