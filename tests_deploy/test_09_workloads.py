@@ -141,8 +141,8 @@ def _image_cache(run):
     import os
 
     if run.packages and os.access(run.packages, os.W_OK):
-        return run.packages / ".smtx-unpacked"
-    return run.run_dir.parent / IMAGE_DIR
+        return run.packages.resolve() / ".smtx-unpacked"
+    return run.run_dir.resolve().parent / IMAGE_DIR      # absolute: the run may name a relative --run-dir
 
 
 def _rel(run, path) -> str:
