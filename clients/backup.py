@@ -21,6 +21,7 @@ from typing import Any
 
 from .base import MUTATION, ApiError, _excerpt
 from .cloudtower import TASK_FAILED, CloudTowerClient, GraphQLError, _one
+from .ct_uploads import UPLOAD_DONE, UPLOAD_FAILED, missing_chunks, upload_tasks  # noqa: F401 - UPLOAD_DONE re-exported
 
 PACKAGE_NAME = "iomesh-backup"          # CloudTowerApplicationPackage.name of the backup package (guide L2907)
 CHUNK_SIZE = 4 * 1024 * 1024            # what the guide asks for; the server's answer wins
@@ -28,7 +29,6 @@ CHUNK_TIMEOUT = 60.0                    # seconds for one chunk's answer (the ol
 DEFAULT_STORAGE_VLAN = "backup-storage-network"   # the older tool's name when the plan has none (facts 07b.3)
 SERVICE_FAILED = {"INSTALL_FAILED", "ERROR"}      # SDK BackupServiceStatus: terminal failures of an install
 SERVICE_OK = "RUNNING"
-UPLOAD_DONE, UPLOAD_FAILED = "SUCCESSED", "FAILED"  # SDK UploadTaskStatus
 
 Q_PACKAGES = (
     "query cloudTowerApplicationPackages($where: CloudTowerApplicationPackageWhereInput, $orderBy: "
@@ -142,7 +142,7 @@ class BackupUpload:
         task_id = volume["image_uuid"]
         view: list[int] | None = None
         try:
-            tasks = [t for t in upload_tasks(self.ct, task_id) if t.get("id") == task_id]
+            tasks = upload_tasks(self.ct, ids=[task_id])
         except ApiError:
             tasks = []
         if tasks:
@@ -159,30 +159,11 @@ class BackupUpload:
 
     # --- helpers -------------------------------------------------------------------------------------------------
     def _missing(self, volume: dict, task: dict) -> list[int] | None:
-        """0-based chunks the task still misses, from its ``status`` and ``current_chunk`` (the last chunk received);
-        None when it cannot continue (FAILED) or does not say."""
-        chunk = int(task.get("chunk_size") or volume["chunk_size"])
-        size = int(task.get("size") or volume.get("size") or self.size or 0)   # a resumed volume: the task says
-        if not size:
-            return None                    # how many chunks there are is unknown: nothing can be told
-        self.size = size
-        total = max(1, math.ceil(size / chunk))
-        status = task.get("status")
-        if status == UPLOAD_DONE:
-            return []
-        if status == UPLOAD_FAILED:
-            return None
-        if status == "INITIALIZING":            # nothing received yet (current_chunk 1 is the first to send)
-            return list(range(total))
-        current = task.get("current_chunk")
-        if not isinstance(current, int):
-            return None
-        return list(range(min(current, total), total))
-
-
-def upload_tasks(ct: CloudTowerClient, task_id: str) -> list[dict]:
-    """REST ``get-upload-tasks`` (SDK upload_task_api) for one task."""
-    return ct.rest("get-upload-tasks", {"where": {"id": task_id}}) or []
+        """0-based chunks the task still misses (:func:`clients.ct_uploads.missing_chunks`); a resumed volume's size
+        from the task."""
+        size = int(task.get("size") or volume.get("size") or self.size or 0)
+        self.size = size or self.size
+        return missing_chunks(task, int(task.get("chunk_size") or volume["chunk_size"]), size)
 
 
 # =========================================================================== storage network

@@ -20,13 +20,13 @@ from typing import Any, Callable
 from .base import MUTATION, READ, ApiError
 from .cloudtower import CloudTowerClient
 from .ct_cluster import answers
+from .ct_uploads import (UNFINISHED, UPLOAD_DONE, UPLOAD_FAILED, UPLOAD_NEW, cancel_upload_task,  # noqa: F401
+                         missing_chunks, upload_tasks)
 from .upload import FileSlice, UploadJournal, UploadResult, upload_file
 
 TEST_VM_PREFIX = "smtx-acceptance-fio-"
 CHUNK_SIZE = 4 * 1024 * 1024             # design §2: what upload-elf-file answers; the server's value wins
 CHUNK_TIMEOUT = 60.0                     # seconds for one chunk's answer
-UPLOAD_DONE, UPLOAD_FAILED, UPLOAD_NEW = "SUCCESSED", "FAILED", "INITIALIZING"   # SDK UploadTaskStatus
-UNFINISHED = ["INITIALIZING", "UPLOADING", "PAUSED", "FAILED"]                   # facts §5: leftovers to look for
 VM_METRICS = ("elf_vm_disk_overall_read_iops", "elf_vm_disk_overall_write_iops",
               "elf_vm_disk_overall_read_speed_bps", "elf_vm_disk_overall_write_speed_bps",
               "elf_vm_disk_overall_avg_read_write_latency_ns")
@@ -222,23 +222,9 @@ class ElfUpload:
             raise AssertionError(f"{text}\n{UPLOAD_NEXT}" if first else text)
 
     def _missing(self, volume: dict, task: dict) -> list[int] | None:
-        """0-based chunks the task still misses, from its ``status`` and ``current_chunk`` (the last chunk received,
-        1-based; INITIALIZING: none yet); None when it cannot continue (FAILED) or does not say."""
-        chunk = int(task.get("chunk_size") or volume["chunk_size"])
-        volume["chunk_size"] = chunk
-        size = int(task.get("size") or volume.get("size") or self.size or 0)
-        total = max(1, math.ceil(size / chunk))
-        status = task.get("status")
-        if status == UPLOAD_DONE:
-            return []
-        if status == UPLOAD_FAILED:
-            return None
-        if status == UPLOAD_NEW:
-            return list(range(total))
-        current = task.get("current_chunk")
-        if not isinstance(current, int):
-            return None
-        return list(range(min(current, total), total))
+        """0-based chunks the task still misses (:func:`clients.ct_uploads.missing_chunks`); the server's chunk size."""
+        chunk = volume["chunk_size"] = int(task.get("chunk_size") or volume["chunk_size"])
+        return missing_chunks(task, chunk, int(task.get("size") or volume.get("size") or self.size or 0))
 
 
 def upload_disk(ct: CloudTowerClient, cluster_id: str, path: Path, *, journal: UploadJournal | None = None,
@@ -248,27 +234,6 @@ def upload_disk(ct: CloudTowerClient, cluster_id: str, path: Path, *, journal: U
     result = upload_file(Path(path), api, echo=echo, journal=journal)
     result.notes += api.notes
     return result.volume["image_uuid"], result
-
-
-def upload_tasks(ct: CloudTowerClient, ids: list[str] | None = None, name_in: list[str] | None = None,
-                 unfinished: bool = False) -> list[dict]:
-    """``get-upload-tasks`` by ``ids`` and/or unfinished status (server-side); ``name_in`` (the task's ``args.name``,
-    which UploadTaskWhereInput cannot filter) and the rest also client-side."""
-    where: dict[str, Any] = {}
-    if ids is not None:
-        where["id_in"] = list(ids)
-    if unfinished:
-        where["status_in"] = list(UNFINISHED)
-    found = ct.rest("get-upload-tasks", {"where": where}) or []
-    return [t for t in found if isinstance(t, dict)
-            and (ids is None or t.get("id") in ids)
-            and (not unfinished or t.get("status") in UNFINISHED)
-            and (name_in is None or ((t.get("args") or {}).get("name") in name_in))]
-
-
-def cancel_upload_task(ct: CloudTowerClient, ids: list[str]) -> list:
-    """``cancel-upload-task`` ``{where: {id_in}}``: the ids cancelled."""
-    return ct.rest("cancel-upload-task", {"where": {"id_in": list(ids)}}) or []
 
 
 # =========================================================================== creating VMs

@@ -229,7 +229,7 @@ def _upload_complete(cloudtower, earlier: dict) -> bool:
     from clients.base import ApiError
 
     try:
-        tasks = backup.upload_tasks(cloudtower, earlier["upload_task_id"])
+        tasks = backup.upload_tasks(cloudtower, ids=[earlier["upload_task_id"]])
     except ApiError:
         return False
     return any(t.get("id") == earlier["upload_task_id"] and t.get("status") == backup.UPLOAD_DONE for t in tasks)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -126,7 +127,7 @@ def test_image(run, state, step):
             "未给出 FIO 测试虚拟机的 SSH 密码 / the FIO test VM's SSH password is missing\n下一步 / next: 用 "
             "--test-vm-password（或环境变量 SMTX_TEST_VM_PASSWORD）给出镜像的 root 密码 / give the image's password "
             "with --test-vm-password (or SMTX_TEST_VM_PASSWORD)")
-    fact = TestImage(name=image.name, ovf=_rel(run, image.ovf), source=image.source,
+    fact = TestImage(name=image.name, ovf=str(image.ovf), source=image.source,
                      disks=[[d.path.name, d.size, d.capacity] for d in image.disks], cpu=image.cpu,
                      memory_mib=image.memory // 1024 ** 2 if image.memory else None)
     state.put(fact)
@@ -143,13 +144,6 @@ def _image_cache(run):
     if run.packages and os.access(run.packages, os.W_OK):
         return run.packages.resolve() / ".smtx-unpacked"
     return run.run_dir.resolve().parent / IMAGE_DIR      # absolute: the run may name a relative --run-dir
-
-
-def _rel(run, path) -> str:
-    try:
-        return path.relative_to(run.run_dir).as_posix()
-    except ValueError:
-        return str(path)
 
 
 # =========================================================================== 09.plan
@@ -249,16 +243,9 @@ def _wait_created(cloudtower, vm: dict, run, pacing) -> dict:
                     describe=lambda v: str(v.get("entityAsyncStatus")))
 
 
-def _image_path(run, rel: str):
-    from pathlib import Path
-
-    p = Path(rel)
-    return p if p.is_absolute() else run.run_dir / p
-
-
 def _upload(run, cloudtower, state, step, pacing, cid: str, image: TestImage) -> TestImageUpload:
     """``parse-ovf``, then every disk through the one uploader (journaled: a resumed upload continues)."""
-    ovf = _image_path(run, image.ovf)
+    ovf = Path(image.ovf)            # absolute: the image cache is outside the delivery folder
     t0 = time.monotonic()
     parsed = ct_vms.parse_ovf(cloudtower, ovf, cid)
     step.save("parsed-ovf.json", parsed)

@@ -37,6 +37,7 @@ from clients import ct_vms, fio, workloads
 from clients.base import ApiError
 from clients.ct_cluster import TaskFailed, wait_task
 from clients.poll import WaitTimeout
+from fixtures.failures import SUITE
 from fixtures.outputs import CloudTowerCluster, PerfResults, ReliabilityResult, TestDisks, TestVmPlan, TestVms
 
 pytestmark = pytest.mark.stage10
@@ -128,7 +129,7 @@ def _results(run, state, plan) -> PerfResults:
     path, th = _thresholds(run)
     runtime, ramp = _durations(run)
     try:       # the suite's own file by its path in the suite; the customer's as given
-        shown = path.resolve().relative_to(Path(__file__).resolve().parents[1]).as_posix()
+        shown = path.resolve().relative_to(SUITE).as_posix()
     except ValueError:
         shown = str(path)
     if known is None or known.thresholds_file != shown:

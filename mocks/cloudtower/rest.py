@@ -10,7 +10,9 @@ Every call is a POST with a JSON body. A registry maps the call name to a handle
   A bare object is refused with 400 (profile ``rest-bodies-strict``, the default: the guide prints bare
   objects, the SDK sends lists); under ``rest-bodies-lenient`` (``tower.rest_bodies = "lenient"``) a bare
   object is taken as a one-item list and answered bare ``{"data", "task_id"}``, as the guide prints it;
-* ``action`` -- body ``{where, data}`` -> a list of ``{"data", "task_id"}`` (none implemented yet).
+* ``action`` -- body ``{where, data}`` -> a list of ``{"data", "task_id"}``;
+* ``query``  -- body one JSON object of the call's own shape, handed over as sent (``get-vm-metrics``:
+  ``GetVmMetricInput``, not a ``{where}`` read).
 
 Every call but ``login`` needs ``Authorization: <token>`` -- the raw token, no ``Bearer``; otherwise
 401. Errors: ``{"message", "status", "path", "code"?, "props"?}`` with that HTTP status.
@@ -42,7 +44,7 @@ class RestCtx:
 @dataclass
 class RestCall:
     name: str
-    kind: str                     # login | get | create | action
+    kind: str                     # login | get | create | action | query
     handler: Callable
     auth: bool = True
     typename: str = "object"
@@ -54,7 +56,7 @@ REST_CALLS: dict[str, RestCall] = {}
 
 def rest_call(name: str, *, kind: str, auth: bool = True, typename: str = "object",
               relations: Callable | None = None):
-    if kind not in ("login", "get", "create", "action"):
+    if kind not in ("login", "get", "create", "action", "query"):
         raise ValueError(f"unknown REST call kind {kind!r}")
 
     def deco(fn):
@@ -88,6 +90,8 @@ def dispatch(tower: CloudTowerModel, name: str, body: Any, ctx: RestCtx) -> Any:
         if not isinstance(body, dict) or "where" not in body:
             raise RestError(400, f"{name}: the body must be a JSON object {{where, data}}")
         return call.handler(tower, body, ctx)
+    if call.kind == "query" and not isinstance(body, dict):
+        raise RestError(400, f"{name}: the body must be a JSON object")
     return call.handler(tower, body, ctx)
 
 

@@ -5,7 +5,7 @@ JSON calls (registered in :data:`mocks.cloudtower.rest.REST_CALLS` when ``rest.p
 ``get-vm-volumes``, ``start-vm`` / ``shutdown-vm`` / ``poweroff-vm`` / ``migrate-vm`` / ``update-vm-nic``
 (``{where, data?}`` -> ``list[WithTaskVm]``), ``delete-vm`` / ``delete-vm-volume`` (-> ``[{data: {id}, task_id}]``,
 the SDK's ``WithTaskDeleteVm`` / ``WithTaskDeleteVmVolume``), ``cancel-upload-task`` (``{where}`` -> ``list[str]``),
-``get-vm-metrics`` (``GetVmMetricInput``, an object: registered with the registry's plain kind).
+``get-vm-metrics`` (``GetVmMetricInput``, an object: the registry's ``query`` kind).
 
 Multipart calls (``parse-ovf``, ``upload-elf-file``): :func:`add_vm_upload_routes` mounts them on the tower's https
 app as streaming routes (they win over ``/v2/api/{call}``): the body is read part by part
@@ -91,7 +91,7 @@ def cancel_upload_task(tower: CloudTowerModel, body: dict, ctx: RestCtx) -> list
     return tower.cancel_upload_tasks(body["where"])
 
 
-@rest_call("get-vm-metrics", kind="login", auth=True)      # "login": the registry's plain kind (body as sent)
+@rest_call("get-vm-metrics", kind="query")
 def get_vm_metrics(tower: CloudTowerModel, body: Any, ctx: RestCtx) -> list[dict]:
     return tower.vm_metrics(body)
 
