@@ -10,12 +10,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
 from plan.model import Plan
 
 from .cloudtower import CloudTowerClient
+from .ct_cluster import answers
 from .ct_vms import TEST_VM_PREFIX, test_vm_name
 from .testvm_image import STAND_IN_PASSWORD
 
@@ -169,13 +169,9 @@ def compare_snapshots(before: dict[str, list[list[str]]], after: dict[str, list[
 
 
 # --------------------------------------------------------------------------- small helpers
-def in_subnet(ip: str, subnet: str | None) -> bool:
-    return bool(subnet) and IPv4Address(ip) in IPv4Network(subnet, strict=False)
-
-
-def first(items: Any) -> dict:
-    items = items if isinstance(items, list) else [items]
-    return next((i for i in items if isinstance(i, dict)), {})
+def first(answer: Any) -> dict:
+    """The first ``{data, task_id}`` item of a REST answer (:func:`clients.ct_cluster.answers`), or ``{}``."""
+    return next(iter(answers(answer)), {})
 
 
 # --------------------------------------------------------------------------- SSH into a test VM
