@@ -113,6 +113,7 @@ def obs_world(tower) -> tuple[int, int, int]:
 
 
 # =========================================================================== the normal path and a rerun
+@pytest.mark.slow   # a deployment and its rerun (~2 s): the fast suite keeps its margin under 90 s
 def test_obs_deploys_and_a_rerun_reuses_the_package_and_the_instance(world, plan, harness):
     sim = world()
     h = harness(sim, plan, "first").attach()

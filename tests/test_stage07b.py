@@ -147,6 +147,7 @@ def test_backup_is_deployed_attached_and_recorded(world, plans, harness):
     assert any("%" in line and "MB/s" in line for line in h.lines), "upload progress: % / MB/s / ETA"
 
 
+@pytest.mark.slow   # a deployment and its rerun (~2 s): the fast suite keeps its margin under 90 s
 def test_a_rerun_reuses_the_package_the_vlan_and_the_service(world, plans, harness):
     plan = plans("example")
     sim = world(plan)

@@ -37,7 +37,8 @@ def _ip_of(h, n: int) -> str:
 
 
 # =========================================================================== fio fails
-@pytest.mark.parametrize("how", ["exit", pytest.param("io-error", marks=pytest.mark.slow)])
+@pytest.mark.slow   # both variants: stage 10 end to end in the harness (~2 s each)
+@pytest.mark.parametrize("how", ["exit", "io-error"])
 def test_fio_exiting_non_zero_fails_the_profile_with_fios_message(world, plan, harness, how):
     sim = world(plan)
     h = harness(sim, plan).attach().stage09()
